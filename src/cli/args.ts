@@ -1,0 +1,180 @@
+/**
+ * Command-line parsing. `anubis [command] [flags]`; commands: start (default), check, demo,
+ * hello. Quick-start flags (--listen, --backend, --strategy) build a one-pool configuration
+ * without a file, like `caddy reverse-proxy`.
+ */
+import { parseArgs } from 'node:util';
+import type { ConfigInput } from '../config/schema.js';
+import { UsageError } from '../errors.js';
+
+export const COMMANDS = ['start', 'check', 'demo', 'hello'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  listen: { type: 'string', short: 'l' },
+  backend: { type: 'string', short: 'b', multiple: true },
+  strategy: { type: 'string', short: 's' },
+  workers: { type: 'string', short: 'w' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  'access-log': { type: 'boolean' },
+  name: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+export interface CliArgs {
+  readonly command: Command;
+  readonly config: string | undefined;
+  readonly listen: string | undefined;
+  readonly backends: readonly string[];
+  readonly strategy: string | undefined;
+  readonly workers: string | undefined;
+  readonly logLevel: string | undefined;
+  readonly logFormat: string | undefined;
+  readonly accessLog: boolean;
+  readonly name: string | undefined;
+  readonly help: boolean;
+  readonly version: boolean;
+}
+
+export const HELP = `anubis — a load balancer and reverse proxy
+
+Usage:
+  anubis [start] --config FILE              run from a YAML configuration file
+  anubis [start] --listen ADDR --backend URL [--backend URL ...] [--strategy NAME]
+                                            quick start: one pool, no file needed
+  anubis check --config FILE                validate a configuration file and exit
+  anubis demo [--listen ADDR]               three hello-world backends behind anubis
+  anubis hello --listen ADDR [--name NAME]  run one hello-world backend
+  anubis --version | --help
+
+Flags:
+  -c, --config FILE        YAML configuration file (see docs/configuration.md)
+  -l, --listen ADDR        address to listen on, host:port (quick start default 127.0.0.1:8080)
+  -b, --backend SPEC       backend URL, repeatable; options after commas:
+                           http://127.0.0.1:9002,weight=3,name=api-2
+  -s, --strategy NAME      balancing strategy (default round-robin), or a path to a custom
+                           strategy module (./my-strategy.ts)
+  -w, --workers N|auto     worker processes (default: auto = one per core; demo: 1)
+      --log-level LEVEL    fatal, error, warn, info (default), debug, trace, silent
+      --log-format FORMAT  json (default) or pretty
+      --access-log         log one line per request
+      --name NAME          name of the hello-world backend (hello command)
+  -h, --help               show this help
+  -v, --version            print the version
+
+Exit status: 0 on success, 1 on a runtime error, 2 on invalid usage or configuration.
+`;
+
+export function parseCli(argv: readonly string[]): CliArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\nRun anubis --help for usage.`);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `unexpected argument ${JSON.stringify(positionals[1])}; run anubis --help`,
+    );
+  }
+  const first = positionals[0] ?? 'start';
+  if (!(COMMANDS as readonly string[]).includes(first)) {
+    throw new UsageError(
+      `unknown command ${JSON.stringify(first)}; expected one of ${COMMANDS.join(', ')}`,
+    );
+  }
+  return {
+    command: first as Command,
+    config: values.config,
+    listen: values.listen,
+    backends: values.backend ?? [],
+    strategy: values.strategy,
+    workers: values.workers,
+    logLevel: values['log-level'],
+    logFormat: values['log-format'],
+    accessLog: values['access-log'] ?? false,
+    name: values.name,
+    help: values.help ?? false,
+    version: values.version ?? false,
+  };
+}
+
+/** `http://h:p,weight=3,name=x` → backend config entry. */
+export function parseBackendSpec(spec: string): Record<string, unknown> {
+  const [url, ...options] = spec.split(',');
+  if (url === undefined || url === '')
+    throw new UsageError(`--backend needs a URL, found ${JSON.stringify(spec)}`);
+  const backend: Record<string, unknown> = { url: url.trim() };
+  for (const option of options) {
+    const [key, value, extra] = option.split('=');
+    if (key === undefined || value === undefined || extra !== undefined) {
+      throw new UsageError(
+        `--backend option must be key=value, found ${JSON.stringify(option)} in ${JSON.stringify(spec)}`,
+      );
+    }
+    switch (key.trim()) {
+      case 'weight': {
+        const weight = Number(value);
+        if (!Number.isInteger(weight) || weight < 1) {
+          throw new UsageError(
+            `--backend weight must be a whole number >= 1, found ${JSON.stringify(value)}`,
+          );
+        }
+        backend.weight = weight;
+        break;
+      }
+      case 'name':
+        backend.name = value.trim();
+        break;
+      default:
+        throw new UsageError(
+          `unknown --backend option ${JSON.stringify(key)} (expected weight or name)`,
+        );
+    }
+  }
+  return backend;
+}
+
+/** Parses --workers: `auto` or a whole number. */
+export function parseWorkers(value: string): 'auto' | number {
+  if (value === 'auto') return 'auto';
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(
+      `--workers must be auto or a whole number >= 1, found ${JSON.stringify(value)}`,
+    );
+  return n;
+}
+
+/** Builds the configuration of the quick start (no file). */
+export function quickStartConfig(args: CliArgs): ConfigInput {
+  if (args.backends.length === 0) {
+    throw new UsageError('give --config FILE, or at least one --backend URL (run anubis --help)');
+  }
+  const config: Record<string, unknown> = {
+    listeners: [{ address: args.listen ?? '127.0.0.1:8080', pool: 'default' }],
+    pools: {
+      default: {
+        strategy: args.strategy ?? 'round-robin',
+        backends: args.backends.map(parseBackendSpec),
+      },
+    },
+  };
+  return config as ConfigInput;
+}
+
+/** Applies flags that override a configuration (file or quick start). */
+export function applyOverrides(config: ConfigInput, args: CliArgs): ConfigInput {
+  const out = { ...config } as Record<string, unknown>;
+  if (args.workers !== undefined) out.workers = parseWorkers(args.workers);
+  const log = { ...((out.log as Record<string, unknown> | undefined) ?? {}) };
+  if (args.logLevel !== undefined) log.level = args.logLevel;
+  if (args.logFormat !== undefined) log.format = args.logFormat;
+  if (args.accessLog) log.access = true;
+  if (Object.keys(log).length > 0) out.log = log;
+  return out as ConfigInput;
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+/**
+ * The `anubis` command. Exit status: 0 success, 1 runtime error, 2 usage or configuration error.
+ */
+import { dirname, resolve } from 'node:path';
+import { readConfigFile, validateConfig } from '../config/load.js';
+import type { Config, ConfigInput } from '../config/schema.js';
+import { AnubisError, ConfigError, ConfigReadError, UsageError } from '../errors.js';
+import { LoadBalancer } from '../load-balancer.js';
+import { createLogger } from '../logging/logger.js';
+import { VERSION } from '../version.js';
+import { isClusterWorker, resolveWorkerCount, runPrimary } from '../server/workers.js';
+import { applyOverrides, HELP, parseCli, quickStartConfig, type CliArgs } from './args.js';
+import { runDemo, runHello } from './demo.js';
+
+const DRAIN_TIMEOUT_MS = 10_000;
+
+async function loadFromArgs(args: CliArgs): Promise<{ config: Config; baseDir: string }> {
+  let raw: ConfigInput;
+  let source: string;
+  let baseDir: string;
+  if (args.config !== undefined) {
+    if (args.backends.length > 0 || args.listen !== undefined || args.strategy !== undefined) {
+      throw new UsageError(
+        '--listen, --backend and --strategy build a configuration; do not combine them with --config',
+      );
+    }
+    raw = (await readConfigFile(args.config)) as ConfigInput;
+    source = args.config;
+    baseDir = dirname(resolve(args.config));
+  } else {
+    raw = quickStartConfig(args);
+    source = 'command line';
+    baseDir = process.cwd();
+  }
+  return { config: validateConfig(applyOverrides(raw, args), source), baseDir };
+}
+
+/** Starts the load balancer in this process and keeps it until SIGTERM/SIGINT. */
+async function serve(config: Config, baseDir: string): Promise<number> {
+  const logger = createLogger(config.log);
+  const balancer = await LoadBalancer.start(config, { logger, baseDir });
+  return new Promise((resolveExit) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, 'stopping: draining in-flight requests');
+      balancer.close(DRAIN_TIMEOUT_MS).then(
+        () => resolveExit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'error while stopping');
+          resolveExit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+async function start(args: CliArgs): Promise<number> {
+  const { config, baseDir } = await loadFromArgs(args);
+  const workers = resolveWorkerCount(config.workers);
+  if (workers > 1 && !isClusterWorker()) {
+    return runPrimary(workers, createLogger(config.log));
+  }
+  return serve(config, baseDir);
+}
+
+async function check(args: CliArgs): Promise<number> {
+  if (args.config === undefined) throw new UsageError('check needs --config FILE');
+  const { config } = await loadFromArgs(args);
+  const pools = Object.keys(config.pools).length;
+  const backends = Object.values(config.pools).reduce((n, p) => n + p.backends.length, 0);
+  process.stdout.write(
+    `${args.config}: configuration is valid (${config.listeners.length} listener(s), ${pools} pool(s), ${backends} backend(s))\n`,
+  );
+  return 0;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const args = parseCli(argv);
+    if (args.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    if (args.version) {
+      process.stdout.write(`anubis ${VERSION}\n`);
+      return 0;
+    }
+    switch (args.command) {
+      case 'start':
+        return await start(args);
+      case 'check':
+        return await check(args);
+      case 'demo':
+        return await runDemo(args);
+      case 'hello':
+        return await runHello(args);
+    }
+  } catch (error) {
+    if (
+      error instanceof ConfigError ||
+      error instanceof ConfigReadError ||
+      error instanceof UsageError
+    ) {
+      process.stderr.write(`anubis: ${error.message}\n`);
+      return 2;
+    }
+    if (error instanceof AnubisError) {
+      process.stderr.write(`anubis: ${error.message} [${error.code}]\n`);
+      return 1;
+    }
+    process.stderr.write(
+      `anubis: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Servers are closed by now; pino's stream and stray timers must not keep the process up.
+    setTimeout(() => process.exit(code), 50).unref();
+  },
+  (error: unknown) => {
+    process.stderr.write(`anubis: ${String(error)}\n`);
+    process.exit(1);
+  },
+);

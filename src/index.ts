@@ -1,0 +1,25 @@
+/**
+ * The library API: embed anubis in a Node program.
+ *
+ *   import { createLoadBalancer } from 'anubis';
+ *   const lb = await createLoadBalancer({ listeners: [...], pools: {...} });
+ *   await lb.close();
+ */
+export { createLoadBalancer, LoadBalancer, type LoadBalancerOptions } from './load-balancer.js';
+export { validateConfig, loadConfigFile } from './config/load.js';
+export type {
+  Config,
+  ConfigInput,
+  PoolConfig,
+  BackendConfig,
+  ListenerConfig,
+} from './config/schema.js';
+export type {
+  BackendExplanation,
+  BackendView,
+  PickContext,
+  Strategy,
+  StrategyFactory,
+} from './strategies/types.js';
+export * from './errors.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,189 @@
+/**
+ * Header rewriting between client and backend, in both directions.
+ *
+ * Hop-by-hop headers (RFC 9110 §7.6.1: Connection and the headers it names, Keep-Alive,
+ * Proxy-Connection, TE, Transfer-Encoding, Upgrade) describe one connection and are never
+ * forwarded; Node and undici frame each side themselves. `Expect` is answered by anubis
+ * (Node sends `100 Continue`), so it is not forwarded either.
+ *
+ * X-Forwarded-For/-Proto/-Host coming from a client are believed only when the client is a
+ * trusted proxy; otherwise they are replaced by what anubis saw on the socket, so a client
+ * cannot forge its address towards the backend.
+ */
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+
+const REQUEST_DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'via',
+]);
+
+const RESPONSE_DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+]);
+
+export const VIA_TOKEN = '1.1 anubis';
+
+/** Which client addresses may set X-Forwarded-* (built once from the config's CIDR list). */
+export class TrustedProxies {
+  private readonly list = new BlockList();
+  readonly empty: boolean;
+
+  constructor(cidrs: readonly string[]) {
+    for (const entry of cidrs) {
+      const [address, prefix] = entry.split('/') as [string, string | undefined];
+      const type = isIPv6(address) ? 'ipv6' : 'ipv4';
+      if (prefix === undefined) this.list.addAddress(address, type);
+      else this.list.addSubnet(address, Number(prefix), type);
+    }
+    this.empty = cidrs.length === 0;
+  }
+
+  has(address: string): boolean {
+    if (this.empty || address === '') return false;
+    return isIPv4(address) ? this.list.check(address, 'ipv4') : this.list.check(address, 'ipv6');
+  }
+}
+
+/** Strips the IPv4-mapped IPv6 prefix Node reports for IPv4 clients on dual-stack sockets. */
+export function normalizeAddress(address: string | undefined): string {
+  if (address === undefined) return '';
+  return address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
+/**
+ * The client's address: the socket peer, or — when the peer is a trusted proxy — the
+ * rightmost X-Forwarded-For entry that is not itself a trusted proxy.
+ */
+export function resolveClientAddress(
+  socketAddress: string,
+  forwardedFor: string | string[] | undefined,
+  trusted: TrustedProxies,
+): string {
+  if (forwardedFor === undefined || !trusted.has(socketAddress)) return socketAddress;
+  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor).split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = normalizeAddress((hops[i] as string).trim());
+    if (hop !== '' && !trusted.has(hop)) return hop;
+  }
+  return socketAddress;
+}
+
+/** Names listed in a Connection header value (lower case), or undefined if none. */
+function connectionTokens(value: string | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const tokens = new Set<string>();
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name !== '' && name !== 'close' && name !== 'keep-alive') tokens.add(name);
+  }
+  return tokens.size === 0 ? undefined : tokens;
+}
+
+export interface ForwardingInfo {
+  /** Socket peer address (normalised). */
+  readonly peerAddress: string;
+  /** Whether the peer is a trusted proxy whose X-Forwarded-* headers are kept. */
+  readonly peerTrusted: boolean;
+  /** `http` or `https`: how the client reached anubis. */
+  readonly protocol: string;
+}
+
+/**
+ * Builds the flat `[name, value, name, value, …]` header list sent to the backend from the
+ * client's raw headers (names keep their case; repeated headers stay separate).
+ */
+export function buildRequestHeaders(
+  rawHeaders: readonly string[],
+  connection: string | undefined,
+  info: ForwardingInfo,
+): string[] {
+  const extra = connectionTokens(connection);
+  const out: string[] = [];
+  let forwardedFor: string | undefined;
+  let forwardedProto: string | undefined;
+  let forwardedHost: string | undefined;
+  let host: string | undefined;
+  let via: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    const value = rawHeaders[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (REQUEST_DROPPED.has(lower)) {
+      switch (lower) {
+        case 'x-forwarded-for':
+          forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+          break;
+        case 'x-forwarded-proto':
+          forwardedProto ??= value;
+          break;
+        case 'x-forwarded-host':
+          forwardedHost ??= value;
+          break;
+        case 'via':
+          via = via === undefined ? value : `${via}, ${value}`;
+          break;
+        default:
+          // TE: trailers is the one value that may be forwarded (backends may then send trailers).
+          if (lower === 'te' && value.trim().toLowerCase() === 'trailers') out.push(name, value);
+      }
+      continue;
+    }
+    if (extra?.has(lower) === true) continue;
+    if (lower === 'host') host = value;
+    out.push(name, value);
+  }
+  const trusted = info.peerTrusted;
+  out.push(
+    'x-forwarded-for',
+    trusted && forwardedFor !== undefined
+      ? `${forwardedFor}, ${info.peerAddress}`
+      : info.peerAddress,
+    'x-forwarded-proto',
+    trusted && forwardedProto !== undefined ? forwardedProto : info.protocol,
+  );
+  const xfHost = trusted && forwardedHost !== undefined ? forwardedHost : host;
+  if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
+  out.push('via', via === undefined ? VIA_TOKEN : `${via}, ${VIA_TOKEN}`);
+  return out;
+}
+
+/**
+ * Converts undici's raw response headers (Buffers) into the flat string list that Node's
+ * `writeHead` accepts, dropping hop-by-hop headers. Repeated headers such as Set-Cookie stay
+ * separate entries.
+ */
+export function buildResponseHeaders(rawHeaders: readonly Buffer[]): string[] {
+  const out: string[] = [];
+  let extra: Set<string> | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = (rawHeaders[i] as Buffer).toString('latin1');
+    const lower = name.toLowerCase();
+    if (RESPONSE_DROPPED.has(lower)) {
+      if (lower === 'connection')
+        extra = connectionTokens((rawHeaders[i + 1] as Buffer).toString('latin1'));
+      continue;
+    }
+    out.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
+  }
+  if (extra === undefined) return out;
+  const filtered: string[] = [];
+  for (let i = 0; i < out.length; i += 2) {
+    if (!extra.has((out[i] as string).toLowerCase()))
+      filtered.push(out[i] as string, out[i + 1] as string);
+  }
+  return filtered;
+}

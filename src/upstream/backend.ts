@@ -1,0 +1,103 @@
+/**
+ * A backend: identity (id, url, weight), live stats written only by the proxy (active
+ * requests, latency EWMA, counters), and state written by health checks and the admin API.
+ * Stats live here, not in strategies, so they survive a strategy rebuild or a config reload
+ * that keeps the backend.
+ */
+import { Pool } from 'undici';
+import type { BackendView } from '../strategies/types.js';
+
+/** Weight of the newest sample in the latency EWMA: ewma ← α·sample + (1−α)·ewma. */
+export const LATENCY_EWMA_ALPHA = 0.3;
+
+/** Administrative state, set by the admin API; independent of health. */
+export type AdminState = 'enabled' | 'draining' | 'disabled';
+
+export interface BackendOptions {
+  readonly id: string;
+  readonly url: string;
+  readonly weight: number;
+  readonly connectTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+}
+
+export class Backend implements BackendView {
+  readonly id: string;
+  readonly url: string;
+  weight: number;
+  effectiveWeight: number;
+
+  /** Written by health checks: false once a backend is considered down. */
+  healthy = true;
+  adminState: AdminState = 'enabled';
+
+  active = 0;
+  latencyEwmaMs = 0;
+  latencySamples = 0;
+  lastSampleAt = 0;
+  requests = 0;
+  failures = 0;
+
+  /** Keep-alive connection pool to this backend. */
+  readonly dispatcher: Pool;
+
+  constructor(options: BackendOptions) {
+    this.id = options.id;
+    this.url = options.url;
+    this.weight = options.weight;
+    this.effectiveWeight = options.weight;
+    this.dispatcher = new Pool(options.url, {
+      connections: null,
+      pipelining: 1,
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      connectTimeout: options.connectTimeoutMs,
+      // Per-request timeouts are passed with each dispatch; 0 here disables the defaults.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+  }
+
+  /** Can take new requests: healthy and enabled (draining backends finish what they have). */
+  get eligible(): boolean {
+    return this.healthy && this.adminState === 'enabled';
+  }
+
+  /** The proxy starts a request (or upgraded connection) to this backend. */
+  requestStarted(): void {
+    this.active++;
+    this.requests++;
+  }
+
+  /** The request ended, successfully or not. Called exactly once per requestStarted(). */
+  requestEnded(failed: boolean): void {
+    this.active--;
+    if (failed) this.failures++;
+  }
+
+  /** Folds one latency sample (ms) into the EWMA; `now` is performance.now(). */
+  recordLatency(ms: number, now: number): void {
+    this.latencyEwmaMs =
+      this.latencySamples === 0
+        ? ms
+        : LATENCY_EWMA_ALPHA * ms + (1 - LATENCY_EWMA_ALPHA) * this.latencyEwmaMs;
+    this.latencySamples++;
+    this.lastSampleAt = now;
+  }
+
+  /** Closes the connection pool, letting in-flight requests finish. */
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  /** Closes the connection pool at once, failing in-flight requests. */
+  async destroy(): Promise<void> {
+    await this.dispatcher.destroy();
+  }
+}
+
+/** Default backend id: the URL's host:port. */
+export function backendIdFromUrl(url: string): string {
+  const parsed = new URL(url);
+  const port = parsed.port === '' ? (parsed.protocol === 'https:' ? '443' : '80') : parsed.port;
+  return `${parsed.hostname}:${port}`;
+}

@@ -1,0 +1,104 @@
+/**
+ * An upstream pool: its backends, which of them are eligible, and the strategy that picks
+ * among the eligible ones. Health checks, the admin API and reloads change backend state and
+ * then call `refresh()`, which recomputes the eligible set and hands it to the strategy: the
+ * request path only calls `pick()`.
+ *
+ * A strategy that throws or returns a backend outside the eligible set (custom strategies can)
+ * never fails the request: the pick falls back to round robin and is counted.
+ */
+import { EventEmitter } from 'node:events';
+import type { PoolConfig } from '../config/schema.js';
+import { RoundRobinStrategy } from '../strategies/round-robin.js';
+import type { BackendView, PickContext, Strategy } from '../strategies/types.js';
+import { Backend, backendIdFromUrl } from './backend.js';
+
+export interface PoolEvents {
+  /** The strategy failed (threw or returned an ineligible backend); round robin was used. */
+  'strategy-error': [error: unknown];
+}
+
+export class UpstreamPool extends EventEmitter<PoolEvents> {
+  readonly name: string;
+  config: PoolConfig;
+  backends: Backend[] = [];
+  /** Backends the strategy may currently pick from. */
+  eligible: readonly Backend[] = [];
+  strategy: Strategy;
+  /** Picks where the strategy failed and round robin stood in. */
+  strategyErrors = 0;
+
+  private readonly fallback = new RoundRobinStrategy();
+  private readonly eligibleSet = new Set<BackendView>();
+
+  constructor(name: string, config: PoolConfig, strategy: Strategy) {
+    super();
+    this.name = name;
+    this.config = config;
+    this.strategy = strategy;
+    this.backends = config.backends.map((b) => createBackend(b, config));
+    this.refresh();
+  }
+
+  /** Recomputes the eligible set and rebuilds the strategy. Call after any state change. */
+  refresh(): void {
+    const eligible = this.backends.filter((b) => b.eligible);
+    this.eligible = eligible;
+    this.eligibleSet.clear();
+    for (const backend of eligible) this.eligibleSet.add(backend);
+    this.fallback.setBackends(eligible);
+    try {
+      this.strategy.setBackends(eligible);
+    } catch (error) {
+      this.strategyErrors++;
+      this.emit('strategy-error', error);
+    }
+  }
+
+  /** Chooses a backend for a request, or undefined if none is eligible. */
+  pick(context: PickContext): Backend | undefined {
+    if (this.eligible.length === 0) return undefined;
+    let chosen: BackendView | undefined;
+    try {
+      chosen = this.strategy.pick(context);
+    } catch (error) {
+      return this.fallbackPick(context, error);
+    }
+    if (chosen !== undefined && this.eligibleSet.has(chosen)) return chosen as Backend;
+    if (chosen === undefined && this.eligible.every((b) => context.excluded?.has(b) === true)) {
+      return undefined;
+    }
+    return this.fallbackPick(
+      context,
+      new Error(
+        `strategy ${this.strategy.name} returned ${chosen === undefined ? 'no backend' : 'an ineligible backend'}`,
+      ),
+    );
+  }
+
+  private fallbackPick(context: PickContext, error: unknown): Backend | undefined {
+    this.strategyErrors++;
+    this.emit('strategy-error', error);
+    return this.fallback.pick(context) as Backend | undefined;
+  }
+
+  /** Finds a backend by id. */
+  backend(id: string): Backend | undefined {
+    return this.backends.find((b) => b.id === id);
+  }
+
+  /** Closes every backend's connection pool, letting in-flight requests finish. */
+  async close(): Promise<void> {
+    await Promise.all(this.backends.map((b) => b.close()));
+  }
+}
+
+export function createBackend(config: PoolConfig['backends'][number], pool: PoolConfig): Backend {
+  return new Backend({
+    id: config.name ?? backendIdFromUrl(config.url),
+    url: config.url,
+    weight: config.weight,
+    connectTimeoutMs: pool.timeouts.connect,
+    keepAliveTimeoutMs: pool.keepAliveTimeout,
+  });
+}
