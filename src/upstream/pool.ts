@@ -82,6 +82,32 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     return this.fallback.pick(context) as Backend | undefined;
   }
 
+  /**
+   * Adds a backend at runtime (admin API, DNS discovery, reload). Returns the existing one if
+   * a backend with the same id is already in the pool.
+   */
+  addBackend(backend: Backend): Backend {
+    const existing = this.backend(backend.id);
+    if (existing !== undefined) return existing;
+    this.backends = [...this.backends, backend];
+    this.refresh();
+    return backend;
+  }
+
+  /**
+   * Removes a backend at runtime: it leaves the eligible set at once, its in-flight requests
+   * finish (at most `drainMs`, then they are cut) and its connection pool is closed.
+   * Resolves when it is gone; false if no such backend.
+   */
+  async removeBackend(id: string, drainMs = 10_000): Promise<boolean> {
+    const backend = this.backend(id);
+    if (backend === undefined) return false;
+    this.backends = this.backends.filter((b) => b !== backend);
+    this.refresh();
+    await retireBackend(backend, drainMs);
+    return true;
+  }
+
   /** Finds a backend by id. */
   backend(id: string): Backend | undefined {
     return this.backends.find((b) => b.id === id);
@@ -101,4 +127,16 @@ export function createBackend(config: PoolConfig['backends'][number], pool: Pool
     connectTimeoutMs: pool.timeouts.connect,
     keepAliveTimeoutMs: pool.keepAliveTimeout,
   });
+}
+
+/** Lets a removed backend's in-flight requests finish (at most drainMs), then closes it. */
+export async function retireBackend(backend: Backend, drainMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), drainMs);
+    timer.unref();
+  });
+  const outcome = await Promise.race([backend.close().then(() => 'closed' as const), deadline]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') await backend.destroy();
 }
