@@ -185,6 +185,7 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
     const backend = this.backend as Backend;
     backend.recordLatency(performance.now() - this.startedAt, performance.now());
     this.status = statusCode;
+    backend.recordStatus(statusCode);
     this.resumeUpstream = resume;
     const headers = buildResponseHeaders(rawHeaders);
     if (this.options.pool.config.exposeBackendHeader) headers.push('x-anubis-backend', backend.id);
@@ -241,6 +242,9 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
 
   private fail(error: AnubisError): void {
     this.status = error.status;
+    // A response already under way was counted by its own status in onHeaders.
+    if (this.backend === undefined) this.options.pool.unrouted++;
+    else if (!this.res.headersSent) this.backend.recordStatus(error.status);
     if (error instanceof NoBackendError) sendError(this.res, 503, { 'retry-after': '1' });
     else sendError(this.res, error.status);
     if (this.options.accessLog) this.logAccess();

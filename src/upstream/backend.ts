@@ -6,6 +6,7 @@
  */
 import { Pool } from 'undici';
 import type { BackendView } from '../strategies/types.js';
+import { LatencyHistogram } from './latency-histogram.js';
 
 /** Weight of the newest sample in the latency EWMA: ewma ← α·sample + (1−α)·ewma. */
 export const LATENCY_EWMA_ALPHA = 0.3;
@@ -37,6 +38,10 @@ export class Backend implements BackendView {
   lastSampleAt = 0;
   requests = 0;
   failures = 0;
+  /** Time to response headers of every request, cumulative (admin API, metrics). */
+  readonly latency = new LatencyHistogram();
+  /** Responses by status class: index 1..5 for 1xx..5xx (index 0 unused), cumulative. */
+  readonly statusClasses = new Float64Array(6);
 
   /** Keep-alive connection pool to this backend. */
   readonly dispatcher: Pool;
@@ -82,6 +87,13 @@ export class Backend implements BackendView {
         : LATENCY_EWMA_ALPHA * ms + (1 - LATENCY_EWMA_ALPHA) * this.latencyEwmaMs;
     this.latencySamples++;
     this.lastSampleAt = now;
+    this.latency.record(ms);
+  }
+
+  /** Counts the status a client got for a request sent to this backend (its own or anubis' 5xx). */
+  recordStatus(status: number): void {
+    const statusClass = (status / 100) | 0;
+    if (statusClass >= 1 && statusClass <= 5) (this.statusClasses[statusClass] as number)++;
   }
 
   /** Closes the connection pool, letting in-flight requests finish. */

@@ -27,6 +27,8 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
   strategy: Strategy;
   /** Picks where the strategy failed and round robin stood in. */
   strategyErrors = 0;
+  /** Requests answered 503 because no backend was eligible (admin API, metrics). */
+  unrouted = 0;
 
   private readonly fallback = new RoundRobinStrategy();
   private readonly eligibleSet = new Set<BackendView>();
