@@ -201,6 +201,8 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
+    const now = performance.now();
+    (this.backend as Backend).recordLastByte(now - this.startedAt, now);
     this.res.end();
     this.settle(false);
   }

@@ -28,6 +28,13 @@ export interface BackendView {
   readonly latencySamples: number;
   /** `performance.now()` of the last latency sample (0 if none). */
   readonly lastSampleAt: number;
+  /**
+   * Like latencyEwmaMs / latencySamples / lastSampleAt, for the time to the response's last
+   * byte (absent on views that do not measure it: strategies treat that as no samples).
+   */
+  readonly lastByteEwmaMs?: number;
+  readonly lastByteSamples?: number;
+  readonly lastByteSampleAt?: number;
   /** Total requests sent to this backend. */
   readonly requests: number;
   /** Total failed requests (connection errors, timeouts, resets). */
@@ -66,6 +73,13 @@ export interface Strategy {
   pick(context: PickContext): BackendView | undefined;
   /** Per-backend inputs and scores behind the next pick (optional; used by the admin API). */
   explain?(): readonly BackendExplanation[];
+  /**
+   * Optional: a backend's `active` count or latency estimate just changed (request started or
+   * ended, latency sample). A strategy that keeps backends ordered (a heap) updates its order
+   * here instead of scanning every backend per pick. Called on the hot path: keep it O(log n)
+   * and allocation-free. May be called for backends not (or no longer) in the eligible set.
+   */
+  statsChanged?(backend: BackendView): void;
 }
 
 /** Creates a strategy from its (already validated) options. */

@@ -8,8 +8,35 @@ import { Pool } from 'undici';
 import type { BackendView } from '../strategies/types.js';
 import { LatencyHistogram } from './latency-histogram.js';
 
-/** Weight of the newest sample in the latency EWMA: ewma ← α·sample + (1−α)·ewma. */
+/**
+ * Latency estimate (time to response headers; the same for time to last byte):
+ *
+ *   prior = ewma · 2^(−(now − lastSampleAt) / LATENCY_HALF_LIFE_MS)   (time decay)
+ *   ewma ← α·sample + (1−α)·prior                                     (first sample: ewma = sample)
+ *
+ * The decay halves an estimate for every half-life without a sample, so a backend that was
+ * slow once and then left alone looks better and better until least-time tries it again (no
+ * starvation, unlike Traefik's plain mean), and a backend coming back after a pause starts
+ * from a low, quickly corrected estimate. Strategies apply the same decay when they compare
+ * estimates (see src/strategies/least-time.ts), so what they see is always the decayed value.
+ */
 export const LATENCY_EWMA_ALPHA = 0.3;
+/** Half-life of an estimate without new samples (ms). */
+export const LATENCY_HALF_LIFE_MS = 1_000;
+
+/** The EWMA after one more sample, with the time decay above. */
+export function foldLatency(
+  ewma: number,
+  samples: number,
+  lastSampleAt: number,
+  ms: number,
+  now: number,
+): number {
+  if (samples === 0) return ms;
+  const idle = now - lastSampleAt;
+  const prior = idle > 0 ? ewma * Math.pow(2, -idle / LATENCY_HALF_LIFE_MS) : ewma;
+  return LATENCY_EWMA_ALPHA * ms + (1 - LATENCY_EWMA_ALPHA) * prior;
+}
 
 /** Administrative state, set by the admin API; independent of health. */
 export type AdminState = 'enabled' | 'draining' | 'disabled';
@@ -36,12 +63,22 @@ export class Backend implements BackendView {
   latencyEwmaMs = 0;
   latencySamples = 0;
   lastSampleAt = 0;
+  lastByteEwmaMs = 0;
+  lastByteSamples = 0;
+  lastByteSampleAt = 0;
   requests = 0;
   failures = 0;
   /** Time to response headers of every request, cumulative (admin API, metrics). */
   readonly latency = new LatencyHistogram();
   /** Responses by status class: index 1..5 for 1xx..5xx (index 0 unused), cumulative. */
   readonly statusClasses = new Float64Array(6);
+
+  /**
+   * Told after `active` or a latency estimate changed, so a strategy can keep an ordered
+   * index (least-connections, least-time) instead of scanning every backend per pick. Set by
+   * the pool; undefined (one comparison per change) when its strategy does not need it.
+   */
+  statsListener: ((backend: Backend) => void) | undefined = undefined;
 
   /** Keep-alive connection pool to this backend. */
   readonly dispatcher: Pool;
@@ -71,23 +108,43 @@ export class Backend implements BackendView {
   requestStarted(): void {
     this.active++;
     this.requests++;
+    this.statsListener?.(this);
   }
 
   /** The request ended, successfully or not. Called exactly once per requestStarted(). */
   requestEnded(failed: boolean): void {
     this.active--;
     if (failed) this.failures++;
+    this.statsListener?.(this);
   }
 
-  /** Folds one latency sample (ms) into the EWMA; `now` is performance.now(). */
+  /** Folds one time-to-headers sample (ms) into the estimate; `now` is performance.now(). */
   recordLatency(ms: number, now: number): void {
-    this.latencyEwmaMs =
-      this.latencySamples === 0
-        ? ms
-        : LATENCY_EWMA_ALPHA * ms + (1 - LATENCY_EWMA_ALPHA) * this.latencyEwmaMs;
+    this.latencyEwmaMs = foldLatency(
+      this.latencyEwmaMs,
+      this.latencySamples,
+      this.lastSampleAt,
+      ms,
+      now,
+    );
     this.latencySamples++;
     this.lastSampleAt = now;
     this.latency.record(ms);
+    this.statsListener?.(this);
+  }
+
+  /** Folds one time-to-last-byte sample (ms) into its estimate; `now` is performance.now(). */
+  recordLastByte(ms: number, now: number): void {
+    this.lastByteEwmaMs = foldLatency(
+      this.lastByteEwmaMs,
+      this.lastByteSamples,
+      this.lastByteSampleAt,
+      ms,
+      now,
+    );
+    this.lastByteSamples++;
+    this.lastByteSampleAt = now;
+    this.statsListener?.(this);
   }
 
   /** Counts the status a client got for a request sent to this backend (its own or anubis' 5xx). */

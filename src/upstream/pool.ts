@@ -12,6 +12,7 @@ import type { PoolConfig } from '../config/schema.js';
 import { RoundRobinStrategy } from '../strategies/round-robin.js';
 import type { BackendView, PickContext, Strategy } from '../strategies/types.js';
 import { Backend, backendIdFromUrl } from './backend.js';
+import { backendConnectTls, type BackendTlsFiles } from './backend-tls.js';
 
 export interface PoolEvents {
   /** The strategy failed (threw or returned an ineligible backend); round robin was used. */
@@ -33,12 +34,21 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
   private readonly fallback = new RoundRobinStrategy();
   private readonly eligibleSet = new Set<BackendView>();
 
-  constructor(name: string, config: PoolConfig, strategy: Strategy) {
+  /**
+   * `tlsFiles`: the CA files named by the pool's `tls` settings, read beforehand
+   * (readBackendTlsFiles), so that building backends stays synchronous.
+   */
+  constructor(
+    name: string,
+    config: PoolConfig,
+    strategy: Strategy,
+    tlsFiles: BackendTlsFiles = new Map(),
+  ) {
     super();
     this.name = name;
     this.config = config;
     this.strategy = strategy;
-    this.backends = config.backends.map((b) => createBackend(b, config));
+    this.backends = config.backends.map((b) => createBackend(b, config, tlsFiles));
     this.refresh();
   }
 
@@ -55,7 +65,19 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
       this.strategyErrors++;
       this.emit('strategy-error', error);
     }
+    const listener = this.strategy.statsChanged === undefined ? undefined : this.onStatsChanged;
+    for (const backend of this.backends) backend.statsListener = listener;
   }
+
+  /** Forwards a backend's stats change to the strategy; a throw is counted, never fatal. */
+  private readonly onStatsChanged = (backend: Backend): void => {
+    try {
+      this.strategy.statsChanged?.(backend);
+    } catch (error) {
+      this.strategyErrors++;
+      this.emit('strategy-error', error);
+    }
+  };
 
   /** Chooses a backend for a request, or undefined if none is eligible. */
   pick(context: PickContext): Backend | undefined {
@@ -121,8 +143,13 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
   }
 }
 
-export function createBackend(config: PoolConfig['backends'][number], pool: PoolConfig): Backend {
+export function createBackend(
+  config: PoolConfig['backends'][number],
+  pool: PoolConfig,
+  tlsFiles: BackendTlsFiles = new Map(),
+): Backend {
   return new Backend({
+    tls: backendConnectTls(config, pool, tlsFiles),
     id: config.name ?? backendIdFromUrl(config.url),
     url: config.url,
     weight: config.weight,
