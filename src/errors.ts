@@ -168,3 +168,19 @@ export class ClientAbortedError extends AnubisError {
     super('ANUBIS_CLIENT_ABORTED', 'client closed the connection', { status: 499 });
   }
 }
+
+/**
+ * A TLS file named in the configuration (listener certificate or key, backend CA) cannot be
+ * read or is not valid PEM, or a key does not match its certificate.
+ */
+export class TlsFileError extends AnubisError {
+  /** Key path of the setting, e.g. `listeners[0].tls.certificates[1].key`. */
+  readonly path: string;
+  readonly file: string;
+
+  constructor(path: string, file: string, detail: string, cause?: unknown) {
+    super('ANUBIS_TLS_FILE', `${path}: ${file}: ${detail}`, { cause });
+    this.path = path;
+    this.file = file;
+  }
+}

@@ -7,6 +7,7 @@
  * milliseconds. Unknown keys are errors (a typo must not be silently ignored).
  */
 import { z } from 'zod';
+import { checkListeners } from './listener-rules.js';
 import { cidrError, parseDuration, parseListenAddress, parseSize } from './units.js';
 
 export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -52,6 +53,18 @@ const cidr = z.string().superRefine((value, ctx) => {
 
 const backendUrl = z.string().transform((value, ctx) => {
   let url: URL;
+/** `tcp://host:port` (TCP mode backends): the port is required, nothing may follow it. */
+function tcpBackendUrl(url: URL, value: string, ctx: z.RefinementCtx): string {
+  if (url.hostname === '' || url.port === '' || (url.pathname !== '' && url.pathname !== '/')) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected tcp://host:port (with a port, without path), found ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return `tcp://${url.host}`;
+}
+
   try {
     url = new URL(value);
   } catch {
@@ -63,8 +76,9 @@ const backendUrl = z.string().transform((value, ctx) => {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     ctx.addIssue({
+  if (url.protocol === 'tcp:') return tcpBackendUrl(url, value, ctx);
       code: 'custom',
-      message: `expected an http:// or https:// URL, found ${JSON.stringify(value)}`,
+      message: `expected an http://, https:// (or, in a pool of a tcp listener, tcp://) URL, found ${JSON.stringify(value)}`,
     });
     return z.NEVER;
   }
@@ -80,13 +94,100 @@ const backendUrl = z.string().transform((value, ctx) => {
 
 export const backendSchema = z.strictObject({
   /** Origin of the backend: scheme, host and port. */
+/**
+ * TLS towards https:// backends. Certificates are verified against the system CAs (plus `ca`
+ * when given) unless `insecureSkipVerify` is set, for self-signed labs only.
+ */
+export const backendTlsSchema = z.strictObject({
+  /** PEM file of extra certificate authorities to trust (read at start and on reload). */
+  ca: z.string().min(1).optional(),
+  /** Accept any certificate, even self-signed or for another name. Never in production. */
+  insecureSkipVerify: z.boolean().default(false),
+  /** Server name sent in SNI and checked against the certificate; defaults to the URL's host. */
+  servername: z.string().min(1).optional(),
+});
+
+/** A duration of at least `minMs` (a floor that protects DNS servers from being hammered). */
+function durationAtLeast(minMs: number) {
+  return duration.refine((ms) => ms >= minMs, {
+    message: `expected a duration of at least ${minMs}ms`,
+  });
+}
+
+/** A DNS server: `10.0.0.2`, `10.0.0.2:5353`, `[fd00::2]:53` (port 53 by default). */
+const dnsServer = z.string().superRefine((value, ctx) => {
+  const bare = /^\d+\.\d+\.\d+\.\d+$/.test(value) || /^[0-9a-fA-F:]+$/.test(value);
+  if (!bare && parseListenAddress(value)?.port === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a DNS server address such as 10.0.0.2 or 127.0.0.1:8600, found ${JSON.stringify(value)}`,
+    });
+  }
+});
+
+/**
+ * DNS discovery of one backend entry (src/discovery/dns.ts). `dns` resolves the URL's host
+ * (or `name`) to all its A/AAAA addresses, each a backend on the URL's port; `srv` reads SRV
+ * records (Consul, Kubernetes headless services), each target a backend on the record's port;
+ * `none` keeps the entry one backend whose host the connection pool resolves. A backend whose
+ * URL host is a name (not an IP literal, not localhost) is discovered with `dns` by default.
+ */
+export const discoveryObjectSchema = z
+  .strictObject({
+    type: z.enum(['dns', 'srv', 'none']).default('dns'),
+    /** Name to query; defaults to the URL's host. For SRV e.g. `_http._tcp.hello.default.svc.cluster.local`. */
+    name: z.string().min(1).max(253).optional(),
+    /** Address families: A and AAAA (`any`), or one of them. */
+    family: z.enum(['any', 'ipv4', 'ipv6']).default('any'),
+    /** Longest time between two resolutions. */
+    interval: durationAtLeast(500).default(5_000),
+    /** Shortest time between two resolutions: a TTL shorter than `interval` re-resolves sooner, never sooner than this. */
+    minInterval: durationAtLeast(100).default(1_000),
+    /** How long a backend that left DNS may finish its in-flight requests before they are cut. */
+    drain: duration.default(10_000),
+    /** DNS servers to ask instead of the system's (/etc/resolv.conf), e.g. Consul's `127.0.0.1:8600`. */
+    servers: z.array(dnsServer).min(1).optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (value.minInterval > value.interval) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['minInterval'],
+        message: `expected at most interval (${value.interval}ms), found ${value.minInterval}ms`,
+      });
+    }
+  });
+
+export type DiscoveryConfig = z.output<typeof discoveryObjectSchema>;
+
+/** The defaults of `discovery: dns` (also used for backends given by host name). */
+export const DEFAULT_DISCOVERY: DiscoveryConfig = {
+  type: 'dns',
+  family: 'any',
+  interval: 5_000,
+  minInterval: 1_000,
+  drain: 10_000,
+};
+
+/** `discovery: dns | srv | none` is shorthand for `{ type: ... }` with every default. */
+export const discoverySchema = z.union([
+  z
+    .enum(['dns', 'srv', 'none'])
+    .transform((type): DiscoveryConfig => ({ ...DEFAULT_DISCOVERY, type })),
+  discoveryObjectSchema,
+]);
+
   url: backendUrl,
   /** Relative capacity; a backend of weight 2 gets twice the share of one of weight 1. */
   weight: z.number().int().min(1).max(10_000).default(1),
+  /** TLS options of this https:// backend (overrides the pool's `tls`). */
+  tls: backendTlsSchema.optional(),
   /** Display name for logs, metrics and the admin API; defaults to the URL's host:port. */
   name: z.string().min(1).max(200).optional(),
 });
 
+  /** DNS discovery of this entry (see discoverySchema); default: on for host names. */
+  discovery: discoverySchema.optional(),
 /**
  * A strategy is a name (`round-robin`), a path to a custom strategy module
  * (`./my-strategy.ts`), or an object `{ name, ...options }`.
@@ -120,9 +221,81 @@ export const poolSchema = z.strictObject({
   exposeBackendHeader: z.boolean().default(false),
 });
 
+  /** TLS options for the pool's https:// backends (a backend's own `tls` wins). */
+  tls: backendTlsSchema.optional(),
+});
+
+/** One certificate of a TLS listener: PEM files, and the SNI names it serves. */
+export const certificateSchema = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  /**
+   * SNI names served with this certificate (`example.com`, `*.example.com`); defaults to the
+   * DNS names in the certificate (subjectAltName, else its common name).
+   */
+  servername: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+});
+
+/**
+ * TLS termination: `{cert, key}` for one certificate, or `certificates: [...]` chosen by SNI
+ * (the first, or `cert`/`key` when both are given, is the default for unknown names).
+ */
+export const listenerTlsSchema = z
+  .strictObject({
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    certificates: z.array(certificateSchema).min(1).optional(),
+    /** Oldest protocol version accepted. */
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [tls.cert === undefined ? 'cert' : 'key'],
+        message: 'expected cert and key together (PEM files)',
+      });
+    } else if (tls.cert === undefined && tls.certificates === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'expected cert and key (PEM files), or a list of certificates',
+      });
+    }
+  });
+
+/** Options of a `mode: tcp` listener. */
+export const tcpListenerSchema = z.strictObject({
+  /** Close a connection after this long without a byte in either direction; 0 disables. */
+  idleTimeout: duration.default(600_000),
+  /** Most client connections open at once on this listener; more are refused. 0: no limit. */
+  maxConnections: z.number().int().min(0).default(0),
+  /** Backends tried for one client connection when connecting fails (first try included). */
+  connectAttempts: z.number().int().min(1).max(10).default(3),
 export const listenerSchema = z.strictObject({
   address: listenAddress,
-  pool: z.string().min(1),
+  /** Pool serving this listener (not needed when it only redirects to HTTPS). */
+  pool: z.string().min(1).optional(),
+  /** `http` (a reverse proxy) or `tcp` (layer 4: each connection piped to a backend). */
+  mode: z.enum(['http', 'tcp']).default('http'),
+  /** Terminate TLS on this listener (HTTPS, and HTTP/2 through ALPN). */
+  tls: listenerTlsSchema.optional(),
+  /**
+   * Serve HTTP/2: with `tls` through ALPN (h2, falling back to http/1.1; default on), without
+   * it as cleartext h2c with prior knowledge alongside HTTP/1.1 (default off).
+   */
+  http2: z.boolean().optional(),
+  /** Answer every request with a redirect to https:// (301 for GET/HEAD, 308 otherwise). */
+  redirectToHttps: z
+    .union([
+      z.literal(true),
+      z.strictObject({
+        /** Port of the HTTPS listener clients are sent to (443 is left out of the URL). */
+        port: z.number().int().min(1).max(65_535).default(443),
+      }),
+    ])
+    .optional(),
+  /** TCP mode options (only with `mode: tcp`). */
+  tcp: tcpListenerSchema.optional(),
 });
 
 export const logSchema = z.strictObject({
@@ -149,15 +322,7 @@ export const configSchema = z
     if (poolNames.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['pools'], message: 'expected at least one pool' });
     }
-    config.listeners.forEach((listener, index) => {
-      if (!(listener.pool in config.pools)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['listeners', index, 'pool'],
-          message: `expected the name of a pool (${poolNames.join(', ') || 'none defined'}), found ${JSON.stringify(listener.pool)}`,
-        });
-      }
-    });
+    checkListeners(config, ctx);
     for (const [poolName, pool] of Object.entries(config.pools)) {
       const seen = new Set<string>();
       pool.backends.forEach((backend, index) => {

@@ -6,6 +6,7 @@
  */
 import { Pool } from 'undici';
 import type { BackendView } from '../strategies/types.js';
+import type { BackendConnectTls } from './backend-tls.js';
 import { LatencyHistogram } from './latency-histogram.js';
 
 /**
@@ -47,6 +48,8 @@ export interface BackendOptions {
   readonly weight: number;
   readonly connectTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
+  /** TLS options for an https:// backend (CA, verification, SNI name); see backend-tls.ts. */
+  readonly tls?: BackendConnectTls | undefined;
 }
 
 export class Backend implements BackendView {
@@ -80,15 +83,22 @@ export class Backend implements BackendView {
    */
   statsListener: ((backend: Backend) => void) | undefined = undefined;
 
-  /** Keep-alive connection pool to this backend. */
-  readonly dispatcher: Pool;
+  /** TCP mode: bytes received from this backend (added as they pass). */
+  bytesIn = 0;
+  /** TCP mode: bytes sent to this backend (added as they pass). */
+  bytesOut = 0;
+
+  /** Keep-alive connection pool (http/https backends only; tcp:// backends have none). */
+  private readonly httpPool: Pool | undefined;
 
   constructor(options: BackendOptions) {
     this.id = options.id;
     this.url = options.url;
     this.weight = options.weight;
     this.effectiveWeight = options.weight;
-    this.dispatcher = new Pool(options.url, {
+    if (options.url.startsWith('tcp:')) return;
+    this.httpPool = new Pool(options.url, {
+      ...(options.tls === undefined ? {} : { connect: options.tls }),
       connections: null,
       pipelining: 1,
       keepAliveTimeout: options.keepAliveTimeoutMs,
@@ -97,6 +107,12 @@ export class Backend implements BackendView {
       headersTimeout: 0,
       bodyTimeout: 0,
     });
+  }
+
+  /** Keep-alive connection pool to this backend (http:// and https:// backends). */
+  get dispatcher(): Pool {
+    if (this.httpPool === undefined) throw new Error(`${this.url} is a TCP backend: it has no HTTP dispatcher`);
+    return this.httpPool;
   }
 
   /** Can take new requests: healthy and enabled (draining backends finish what they have). */
@@ -155,12 +171,12 @@ export class Backend implements BackendView {
 
   /** Closes the connection pool, letting in-flight requests finish. */
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await this.httpPool?.close();
   }
 
   /** Closes the connection pool at once, failing in-flight requests. */
   async destroy(): Promise<void> {
-    await this.dispatcher.destroy();
+    await this.httpPool?.destroy();
   }
 }
 
