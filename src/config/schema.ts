@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { checkListeners } from './listener-rules.js';
+import { adminSchema, checkAdminAddress } from './admin-schema.js';
 import { cidrError, parseDuration, parseListenAddress, parseSize } from './units.js';
 
 export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -51,8 +52,6 @@ const cidr = z.string().superRefine((value, ctx) => {
   if (message !== undefined) ctx.addIssue({ code: 'custom', message });
 });
 
-const backendUrl = z.string().transform((value, ctx) => {
-  let url: URL;
 /** `tcp://host:port` (TCP mode backends): the port is required, nothing may follow it. */
 function tcpBackendUrl(url: URL, value: string, ctx: z.RefinementCtx): string {
   if (url.hostname === '' || url.port === '' || (url.pathname !== '' && url.pathname !== '/')) {
@@ -65,6 +64,8 @@ function tcpBackendUrl(url: URL, value: string, ctx: z.RefinementCtx): string {
   return `tcp://${url.host}`;
 }
 
+const backendUrl = z.string().transform((value, ctx) => {
+  let url: URL;
   try {
     url = new URL(value);
   } catch {
@@ -74,9 +75,9 @@ function tcpBackendUrl(url: URL, value: string, ctx: z.RefinementCtx): string {
     });
     return z.NEVER;
   }
+  if (url.protocol === 'tcp:') return tcpBackendUrl(url, value, ctx);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     ctx.addIssue({
-  if (url.protocol === 'tcp:') return tcpBackendUrl(url, value, ctx);
       code: 'custom',
       message: `expected an http://, https:// (or, in a pool of a tcp listener, tcp://) URL, found ${JSON.stringify(value)}`,
     });
@@ -92,8 +93,6 @@ function tcpBackendUrl(url: URL, value: string, ctx: z.RefinementCtx): string {
   return url.origin;
 });
 
-export const backendSchema = z.strictObject({
-  /** Origin of the backend: scheme, host and port. */
 /**
  * TLS towards https:// backends. Certificates are verified against the system CAs (plus `ca`
  * when given) unless `insecureSkipVerify` is set, for self-signed labs only.
@@ -177,17 +176,19 @@ export const discoverySchema = z.union([
   discoveryObjectSchema,
 ]);
 
+export const backendSchema = z.strictObject({
+  /** Origin of the backend: scheme, host and port. */
   url: backendUrl,
-  /** Relative capacity; a backend of weight 2 gets twice the share of one of weight 1. */
-  weight: z.number().int().min(1).max(10_000).default(1),
   /** TLS options of this https:// backend (overrides the pool's `tls`). */
   tls: backendTlsSchema.optional(),
+  /** Relative capacity; a backend of weight 2 gets twice the share of one of weight 1. */
+  weight: z.number().int().min(1).max(10_000).default(1),
   /** Display name for logs, metrics and the admin API; defaults to the URL's host:port. */
   name: z.string().min(1).max(200).optional(),
-});
-
   /** DNS discovery of this entry (see discoverySchema); default: on for host names. */
   discovery: discoverySchema.optional(),
+});
+
 /**
  * A strategy is a name (`round-robin`), a path to a custom strategy module
  * (`./my-strategy.ts`), or an object `{ name, ...options }`.
@@ -219,8 +220,6 @@ export const poolSchema = z.strictObject({
   keepAliveTimeout: duration.default(4_000),
   /** Add an `X-Anubis-Backend` response header naming the backend that served the request. */
   exposeBackendHeader: z.boolean().default(false),
-});
-
   /** TLS options for the pool's https:// backends (a backend's own `tls` wins). */
   tls: backendTlsSchema.optional(),
 });
@@ -271,6 +270,8 @@ export const tcpListenerSchema = z.strictObject({
   maxConnections: z.number().int().min(0).default(0),
   /** Backends tried for one client connection when connecting fails (first try included). */
   connectAttempts: z.number().int().min(1).max(10).default(3),
+});
+
 export const listenerSchema = z.strictObject({
   address: listenAddress,
   /** Pool serving this listener (not needed when it only redirects to HTTPS). */
@@ -316,8 +317,16 @@ export const configSchema = z
     trustedProxies: z.array(cidr).default([]),
     listeners: z.array(listenerSchema).min(1),
     pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), poolSchema),
+    /** The admin API, /metrics and dashboard listener (off when absent). */
+    admin: adminSchema.optional(),
+    /**
+     * Graceful stop and runtime removal: how long in-flight requests (and upgraded
+     * connections to removed backends) may take before they are cut.
+     */
+    drainTimeout: duration.default(10_000),
   })
   .superRefine((config, ctx) => {
+    checkAdminAddress(config.admin, config.listeners, ctx);
     const poolNames = Object.keys(config.pools);
     if (poolNames.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['pools'], message: 'expected at least one pool' });

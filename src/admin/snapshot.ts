@@ -1,0 +1,193 @@
+/**
+ * A snapshot of live pool state: what the admin API, the metrics and the dashboard read.
+ * Taken off the hot path (on an interval by the sampler, or when a scrape arrives), as plain
+ * JSON so a worker can send it to the primary over IPC. Counters are cumulative since the
+ * backend was created; rates come from the difference of two snapshots (./sampler.ts).
+ *
+ * With several workers, the primary merges one snapshot per worker (`mergeSnapshots`):
+ * counters and active requests add up; the latency EWMA is the request-weighted mean; a
+ * backend is reported healthy only when every worker sees it healthy (`healthyWorkers` says
+ * how many do).
+ */
+import type { LoadBalancer } from '../load-balancer.js';
+import type { Backend } from '../upstream/backend.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+
+export interface BackendSnapshot {
+  readonly id: string;
+  readonly url: string;
+  readonly weight: number;
+  readonly effectiveWeight: number;
+  readonly healthy: boolean;
+  readonly adminState: string;
+  readonly active: number;
+  readonly latencyEwmaMs: number;
+  readonly requests: number;
+  readonly failures: number;
+  /** Responses by status class, index 1..5 for 1xx..5xx. */
+  readonly statusClasses: readonly number[];
+  /** Per-bucket latency counts (LATENCY_BOUNDS_MS, then +Inf). */
+  readonly latencyBuckets: readonly number[];
+  readonly latencyCount: number;
+  readonly latencySumMs: number;
+  /**
+   * Counters kept by other subsystems when present on the backend (retries, ejections),
+   * by name.
+   */
+  readonly counters: Readonly<Record<string, number>>;
+  /** Workers reporting this backend, and how many of them see it healthy. */
+  readonly workers: number;
+  readonly healthyWorkers: number;
+}
+
+export interface PoolSnapshot {
+  readonly name: string;
+  readonly strategy: string;
+  /** Requests answered 503 because no backend was eligible. */
+  readonly unrouted: number;
+  readonly strategyErrors: number;
+  /** Gauges kept by other subsystems when present on the pool (queue length), by name. */
+  readonly gauges: Readonly<Record<string, number>>;
+  readonly backends: readonly BackendSnapshot[];
+}
+
+export interface Snapshot {
+  /** Date.now() when taken. */
+  readonly at: number;
+  /** Worker processes merged into this snapshot (1 without cluster). */
+  readonly workers: number;
+  readonly pools: readonly PoolSnapshot[];
+}
+
+/** Optional numeric backend fields read when they exist (written by health/retry code). */
+export const OPTIONAL_BACKEND_COUNTERS = ['retries', 'ejections'] as const;
+/** Optional numeric pool fields read when they exist. */
+export const OPTIONAL_POOL_GAUGES = ['queueLength'] as const;
+
+function numericField(object: object, name: string): number | undefined {
+  const value = (object as Record<string, unknown>)[name];
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+export function snapshotBackend(backend: Backend): BackendSnapshot {
+  const counters: Record<string, number> = {};
+  for (const name of OPTIONAL_BACKEND_COUNTERS) {
+    const value = numericField(backend, name);
+    if (value !== undefined) counters[name] = value;
+  }
+  return {
+    id: backend.id,
+    url: backend.url,
+    weight: backend.weight,
+    effectiveWeight: backend.effectiveWeight,
+    healthy: backend.healthy,
+    adminState: backend.adminState,
+    active: backend.active,
+    latencyEwmaMs: backend.latencyEwmaMs,
+    requests: backend.requests,
+    failures: backend.failures,
+    statusClasses: Array.from(backend.statusClasses),
+    latencyBuckets: Array.from(backend.latency.counts),
+    latencyCount: backend.latency.count,
+    latencySumMs: backend.latency.sumMs,
+    counters,
+    workers: 1,
+    healthyWorkers: backend.healthy ? 1 : 0,
+  };
+}
+
+export function snapshotPool(pool: UpstreamPool): PoolSnapshot {
+  const gauges: Record<string, number> = {};
+  for (const name of OPTIONAL_POOL_GAUGES) {
+    const value = numericField(pool, name);
+    if (value !== undefined) gauges[name] = value;
+  }
+  return {
+    name: pool.name,
+    strategy: pool.strategy.name,
+    unrouted: pool.unrouted,
+    strategyErrors: pool.strategyErrors,
+    gauges,
+    backends: pool.backends.map(snapshotBackend),
+  };
+}
+
+/** Snapshot of a load balancer running in this process. */
+export function takeSnapshot(balancer: LoadBalancer): Snapshot {
+  return {
+    at: Date.now(),
+    workers: 1,
+    pools: [...balancer.pools.values()].map(snapshotPool),
+  };
+}
+
+function addArrays(a: readonly number[], b: readonly number[]): number[] {
+  const out = a.slice();
+  for (let i = 0; i < b.length; i++) out[i] = (out[i] ?? 0) + (b[i] as number);
+  return out;
+}
+
+function addRecords(
+  a: Readonly<Record<string, number>>,
+  b: Readonly<Record<string, number>>,
+): Record<string, number> {
+  const out = { ...a };
+  for (const [key, value] of Object.entries(b)) out[key] = (out[key] ?? 0) + value;
+  return out;
+}
+
+/** Adds the counters of `b` into `a` (same backend in two workers, or a retired worker). */
+export function mergeBackend(a: BackendSnapshot, b: BackendSnapshot): BackendSnapshot {
+  const requests = a.requests + b.requests;
+  return {
+    ...a,
+    healthy: a.healthy && b.healthy,
+    active: a.active + b.active,
+    latencyEwmaMs:
+      requests === 0
+        ? (a.latencyEwmaMs + b.latencyEwmaMs) / 2
+        : (a.latencyEwmaMs * a.requests + b.latencyEwmaMs * b.requests) / requests,
+    requests,
+    failures: a.failures + b.failures,
+    statusClasses: addArrays(a.statusClasses, b.statusClasses),
+    latencyBuckets: addArrays(a.latencyBuckets, b.latencyBuckets),
+    latencyCount: a.latencyCount + b.latencyCount,
+    latencySumMs: a.latencySumMs + b.latencySumMs,
+    counters: addRecords(a.counters, b.counters),
+    workers: a.workers + b.workers,
+    healthyWorkers: a.healthyWorkers + b.healthyWorkers,
+  };
+}
+
+/** Merges per-worker snapshots into one, pool by pool and backend by backend. */
+export function mergeSnapshots(snapshots: readonly Snapshot[]): Snapshot {
+  const pools = new Map<string, { pool: PoolSnapshot; backends: Map<string, BackendSnapshot> }>();
+  for (const snapshot of snapshots) {
+    for (const pool of snapshot.pools) {
+      let entry = pools.get(pool.name);
+      if (entry === undefined) {
+        entry = { pool: { ...pool, backends: [] }, backends: new Map() };
+        pools.set(pool.name, entry);
+      } else {
+        entry.pool = {
+          ...entry.pool,
+          unrouted: entry.pool.unrouted + pool.unrouted,
+          strategyErrors: entry.pool.strategyErrors + pool.strategyErrors,
+          gauges: addRecords(entry.pool.gauges, pool.gauges),
+        };
+      }
+      for (const backend of pool.backends) {
+        const seen = entry.backends.get(backend.id);
+        entry.backends.set(backend.id, seen === undefined ? backend : mergeBackend(seen, backend));
+      }
+    }
+  }
+  return {
+    at: Date.now(),
+    workers: snapshots.reduce((n, s) => n + s.workers, 0),
+    pools: [...pools.values()].map(({ pool, backends }) => ({
+      ...pool,
+      backends: [...backends.values()],
+    })),
+  };
+}
