@@ -1,13 +1,14 @@
 /**
  * Command-line parsing. `anubis [command] [flags]`; commands: start (default), check, demo,
- * hello. Quick-start flags (--listen, --backend, --strategy) build a one-pool configuration
+ * hello, simulate. Quick-start flags (--listen, --backend, --strategy) build a one-pool configuration
  * without a file, like `caddy reverse-proxy`.
  */
 import { parseArgs } from 'node:util';
 import type { ConfigInput } from '../config/schema.js';
 import { UsageError } from '../errors.js';
+import type { SimulateFlags } from '../simulate/cli.js';
 
-export const COMMANDS = ['start', 'check', 'demo', 'hello'] as const;
+export const COMMANDS = ['start', 'check', 'demo', 'hello', 'simulate'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 const OPTIONS = {
@@ -22,6 +23,15 @@ const OPTIONS = {
   name: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
+  // anubis simulate
+  scenario: { type: 'string' },
+  backends: { type: 'string' },
+  concurrency: { type: 'string' },
+  requests: { type: 'string' },
+  strategies: { type: 'string' },
+  seed: { type: 'string' },
+  'time-limit': { type: 'string' },
+  report: { type: 'string' },
 } as const;
 
 export interface CliArgs {
@@ -37,6 +47,7 @@ export interface CliArgs {
   readonly name: string | undefined;
   readonly help: boolean;
   readonly version: boolean;
+  readonly simulate: SimulateFlags;
 }
 
 export const HELP = `anubis — a load balancer and reverse proxy
@@ -48,6 +59,8 @@ Usage:
   anubis check --config FILE                validate a configuration file and exit
   anubis demo [--listen ADDR]               three hello-world backends behind anubis
   anubis hello --listen ADDR [--name NAME]  run one hello-world backend
+  anubis simulate [--backends SPEC | --scenario FILE] [--strategies A,B] [--report FILE]
+                                            compare strategies on simulated backends
   anubis --version | --help
 
 Flags:
@@ -64,6 +77,19 @@ Flags:
       --name NAME          name of the hello-world backend (hello command)
   -h, --help               show this help
   -v, --version            print the version
+
+Simulate flags (docs/simulate.md):
+      --backends SPEC      simulated backends, e.g. "fast:20ms,fast:20ms,slow:200ms±50ms";
+                           latency 20ms (fixed), 200ms±50ms (normal), 50ms~400ms (log-normal
+                           median~p99); later changes: slow:20ms>200ms@10s, dying:20ms>down@15s
+      --scenario FILE      YAML scenario (backends, strategies, load); flags override it
+      --strategies A,B     strategies to compare (default: round-robin and the
+                           least-connections, least-time, random-two that exist)
+      --requests N         requests per strategy (default 5000)
+      --concurrency N      requests in flight, closed loop (default 32)
+      --seed N             seed of latencies and request keys (default 1)
+      --time-limit DUR     longest run per strategy (default 30s)
+      --report FILE        write an HTML report with charts (self-contained, opens offline)
 
 Exit status: 0 on success, 1 on a runtime error, 2 on invalid usage or configuration.
 `;
@@ -100,6 +126,16 @@ export function parseCli(argv: readonly string[]): CliArgs {
     name: values.name,
     help: values.help ?? false,
     version: values.version ?? false,
+    simulate: {
+      scenario: values.scenario,
+      backends: values.backends,
+      concurrency: values.concurrency,
+      requests: values.requests,
+      strategies: values.strategies,
+      seed: values.seed,
+      timeLimit: values['time-limit'],
+      report: values.report,
+    },
   };
 }
 

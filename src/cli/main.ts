@@ -12,6 +12,7 @@ import { VERSION } from '../version.js';
 import { isClusterWorker, resolveWorkerCount, runPrimary } from '../server/workers.js';
 import { applyOverrides, HELP, parseCli, quickStartConfig, type CliArgs } from './args.js';
 import { runDemo, runHello } from './demo.js';
+import { runSimulateCommand } from '../simulate/cli.js';
 
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -96,6 +97,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runDemo(args);
       case 'hello':
         return await runHello(args);
+      case 'simulate':
+        return await runSimulateCommand(args.simulate);
     }
   } catch (error) {
     if (
