@@ -6,7 +6,6 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import * as packet from 'dns-packet';
 
 export interface SrvTarget {
