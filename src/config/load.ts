@@ -75,7 +75,7 @@ export function describeFound(value: unknown): string {
 function expectation(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
-      return issue.expected === 'object'
+      return issue.expected === 'object' || issue.expected === 'record'
         ? 'a mapping'
         : issue.expected === 'array'
           ? 'a list'
