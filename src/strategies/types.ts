@@ -22,7 +22,10 @@ export interface BackendView {
   readonly effectiveWeight: number;
   /** Requests (or upgraded connections) in flight to this backend right now. */
   readonly active: number;
-  /** Exponentially weighted moving average of the latency samples, in ms (0 with no sample). */
+  /**
+   * Latency estimate in ms (0 with no sample): time-decayed EWMA of the time to response
+   * headers; a failed request folds in as one slow penalty sample (src/upstream/backend.ts).
+   */
   readonly latencyEwmaMs: number;
   /** Number of latency samples folded into the EWMA since the backend was created. */
   readonly latencySamples: number;

@@ -25,6 +25,23 @@ export const LATENCY_EWMA_ALPHA = 0.3;
 /** Half-life of an estimate without new samples (ms). */
 export const LATENCY_HALF_LIFE_MS = 1_000;
 
+/** A failed request counts as a sample of max(FACTOR × decayed estimate, MIN_MS). */
+export const FAILURE_PENALTY_FACTOR = 4;
+export const FAILURE_PENALTY_MIN_MS = 1_000;
+
+/** The latency sample a failure counts as (see Backend.requestEnded). */
+export function failurePenalty(
+  ewma: number,
+  samples: number,
+  lastSampleAt: number,
+  now: number,
+): number {
+  const idle = now - lastSampleAt;
+  const decayed =
+    samples === 0 ? 0 : idle > 0 ? ewma * Math.pow(2, -idle / LATENCY_HALF_LIFE_MS) : ewma;
+  return Math.max(FAILURE_PENALTY_FACTOR * decayed, FAILURE_PENALTY_MIN_MS);
+}
+
 /** The EWMA after one more sample, with the time decay above. */
 export function foldLatency(
   ewma: number,
@@ -130,8 +147,44 @@ export class Backend implements BackendView {
   /** The request ended, successfully or not. Called exactly once per requestStarted(). */
   requestEnded(failed: boolean): void {
     this.active--;
-    if (failed) this.failures++;
+    if (failed) {
+      this.failures++;
+      this.penalize(performance.now());
+    }
     this.statsListener?.(this);
+  }
+
+  /**
+   * A failed request counts as one slow latency sample in both estimates, so a backend that
+   * fails fast never looks fast to least-time: max(FAILURE_PENALTY_FACTOR × estimate,
+   * FAILURE_PENALTY_MIN_MS). It decays like any sample (foldLatency).
+   */
+  private penalize(now: number): void {
+    const headers = failurePenalty(this.latencyEwmaMs, this.latencySamples, this.lastSampleAt, now);
+    this.latencyEwmaMs = foldLatency(
+      this.latencyEwmaMs,
+      this.latencySamples,
+      this.lastSampleAt,
+      headers,
+      now,
+    );
+    this.latencySamples++;
+    this.lastSampleAt = now;
+    const lastByte = failurePenalty(
+      this.lastByteEwmaMs,
+      this.lastByteSamples,
+      this.lastByteSampleAt,
+      now,
+    );
+    this.lastByteEwmaMs = foldLatency(
+      this.lastByteEwmaMs,
+      this.lastByteSamples,
+      this.lastByteSampleAt,
+      lastByte,
+      now,
+    );
+    this.lastByteSamples++;
+    this.lastByteSampleAt = now;
   }
 
   /** Folds one time-to-headers sample (ms) into the estimate; `now` is performance.now(). */
