@@ -70,12 +70,13 @@ export interface Scenario {
 }
 
 const durationMs = (max: number) =>
-  z.union([z.number(), z.string()]).transform((value, ctx) => {
-    const ms = parseDuration(value);
+  z.unknown().transform((value, ctx) => {
+    const ms =
+      typeof value === 'number' || typeof value === 'string' ? parseDuration(value) : undefined;
     if (ms === undefined || ms > max) {
       ctx.addIssue({
         code: 'custom',
-        message: `expected a duration such as 250ms or 5s${ms === undefined ? '' : ` (at most ${max / 1000}s)`}, found ${JSON.stringify(value)}`,
+        message: `expected a duration such as 250ms or 5s${ms === undefined ? '' : ` (at most ${max / 1000}s)`}, found ${describeFound(value)}`,
       });
       return z.NEVER;
     }
