@@ -17,7 +17,11 @@ function checkModeOptions(listener: Listener, index: number, ctx: z.RefinementCt
   const at = (key: string): (string | number)[] => ['listeners', index, key];
   if (listener.mode === 'tcp') {
     if (listener.tls !== undefined)
-      issue(ctx, at('tls'), 'expected no tls on a mode: tcp listener (TCP mode passes bytes as they are)');
+      issue(
+        ctx,
+        at('tls'),
+        'expected no tls on a mode: tcp listener (TCP mode passes bytes as they are)',
+      );
     if (listener.http2 !== undefined)
       issue(ctx, at('http2'), 'expected no http2 on a mode: tcp listener');
     if (listener.redirectToHttps !== undefined)

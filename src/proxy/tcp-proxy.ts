@@ -1,0 +1,241 @@
+/**
+ * TCP mode (layer 4): each client connection is piped, byte for byte, to a backend picked by
+ * the pool's strategy. One `TcpSession` per client connection is also the strategy's
+ * PickContext (hash strategies see the client address; method is `TCP`, url empty).
+ *
+ * Life of a session:
+ *   1. pick a backend (excluding those already tried) and connect, within `timeouts.connect`
+ *      of the pool; the connect time is the backend's latency sample (least-time);
+ *   2. on a connect failure or timeout, pick another backend, up to `connectAttempts` tries
+ *      in all; when none is left the client is disconnected;
+ *   3. once connected, pipe both ways. `pipe()` gives back-pressure: a full socket on one
+ *      side pauses reading on the other, so anubis holds at most one socket buffer
+ *      (highWaterMark, 16 KiB by default, plus the kernel's) per direction, whatever the
+ *      speeds. Half-close passes through: a client that shuts down its sending side still
+ *      gets the rest of the backend's answer (both sockets are allowHalfOpen);
+ *   4. the session ends when both sockets are closed; an error or reset on one side, or
+ *      `idleTimeout` with no byte in either direction, destroys both.
+ *
+ * `backend.active` counts the connection for its whole life (from the connect attempt on),
+ * so least-connections balances open connections; `bytesIn`/`bytesOut` on the backend grow
+ * as bytes pass.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../logging/logger.js';
+import type { BackendView, PickContext } from '../strategies/types.js';
+import type { Backend } from '../upstream/backend.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+import { normalizeAddress } from './headers.js';
+
+export interface TcpProxyOptions {
+  readonly pool: UpstreamPool;
+  /** Close a connection after this long without a byte either way; 0 disables. */
+  readonly idleTimeoutMs: number;
+  /** Backends tried per client connection when connecting fails (first try included). */
+  readonly connectAttempts: number;
+  readonly logger: Logger;
+}
+
+function ignore(): void {}
+
+const NO_HEADERS: IncomingHttpHeaders = Object.freeze({});
+
+/** `tcp://host:port` → host and port (IPv6 hosts lose their brackets). */
+export function tcpTarget(url: string): { host: string; port: number } {
+  const parsed = new URL(url);
+  const host = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
+  return { host, port: Number(parsed.port) };
+}
+
+export class TcpProxy {
+  readonly options: TcpProxyOptions;
+  /** Sessions open right now (for draining and metrics). */
+  readonly sessions = new Set<TcpSession>();
+  /** Client connections accepted since start. */
+  connectionsTotal = 0;
+  /** Client connections closed because no backend could be connected. */
+  connectFailures = 0;
+
+  constructor(options: TcpProxyOptions) {
+    this.options = options;
+  }
+
+  /** The `connection` listener of a net.Server created with pauseOnConnect and allowHalfOpen. */
+  readonly handleConnection = (client: Socket): void => {
+    this.connectionsTotal++;
+    const session = new TcpSession(this, client);
+    this.sessions.add(session);
+    session.start();
+  };
+
+  /** Destroys every open session (end of a drain). */
+  destroyAll(): void {
+    for (const session of this.sessions) session.destroy();
+  }
+}
+
+class TcpSession implements PickContext {
+  // PickContext
+  readonly clientAddress: string;
+  readonly method = 'TCP';
+  readonly url = '';
+  readonly headers = NO_HEADERS;
+  excluded: Set<BackendView> | undefined = undefined;
+
+  private readonly proxy: TcpProxy;
+  private readonly client: Socket;
+  private upstream: Socket | undefined;
+  private backend: Backend | undefined;
+  private attempts = 0;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private connectStartedAt = 0;
+  private connected = false;
+  private upstreamFailed = false;
+  private openSockets = 0;
+  private ended = false;
+
+  constructor(proxy: TcpProxy, client: Socket) {
+    this.proxy = proxy;
+    this.client = client;
+    this.clientAddress = normalizeAddress(client.remoteAddress);
+    client.on('error', this.onClientError);
+    client.once('close', this.onClientClose);
+  }
+
+  start(): void {
+    this.openSockets = 1;
+    this.tryNext();
+  }
+
+  destroy(): void {
+    this.upstream?.destroy();
+    this.client.destroy();
+  }
+
+  /** Picks a backend not tried yet and connects to it, or gives up. */
+  private tryNext(): void {
+    const { pool, connectAttempts, logger } = this.proxy.options;
+    const backend = this.attempts < connectAttempts ? pool.pick(this) : undefined;
+    if (backend === undefined) {
+      this.proxy.connectFailures++;
+      logger.warn(
+        { pool: pool.name, client: this.clientAddress, attempts: this.attempts },
+        'tcp: no backend could be connected; closing the client connection',
+      );
+      this.client.destroy();
+      return;
+    }
+    this.attempts++;
+    this.backend = backend;
+    backend.requestStarted();
+    const { host, port } = tcpTarget(backend.url);
+    const upstream = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    this.upstream = upstream;
+    this.openSockets++;
+    this.connectStartedAt = performance.now();
+    this.connectTimer = setTimeout(this.onConnectTimeout, pool.config.timeouts.connect);
+    upstream.once('connect', this.onConnect);
+    upstream.on('error', this.onUpstreamError);
+    upstream.once('close', this.onUpstreamClose);
+  }
+
+  private readonly onConnect = (): void => {
+    clearTimeout(this.connectTimer);
+    const backend = this.backend as Backend;
+    const upstream = this.upstream as Socket;
+    const now = performance.now();
+    backend.recordLatency(now - this.connectStartedAt, now);
+    this.connected = true;
+    const client = this.client;
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    client.on('data', (chunk: Buffer) => (backend.bytesOut += chunk.length));
+    upstream.on('data', (chunk: Buffer) => (backend.bytesIn += chunk.length));
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const idle = this.proxy.options.idleTimeoutMs;
+    if (idle > 0) {
+      client.setTimeout(idle, this.onIdle);
+      upstream.setTimeout(idle, this.onIdle);
+    }
+  };
+
+  /** The connect attempt failed (error or timeout): try another backend. */
+  private connectFailed(reason: string): void {
+    const backend = this.backend as Backend;
+    clearTimeout(this.connectTimer);
+    this.upstreamFailed = true;
+    this.proxy.options.logger.warn(
+      { pool: this.proxy.options.pool.name, backend: backend.id, err: reason },
+      'tcp: cannot connect to backend',
+    );
+    (this.excluded ??= new Set()).add(backend);
+    const upstream = this.upstream as Socket;
+    upstream.off('close', this.onUpstreamClose);
+    upstream.off('error', this.onUpstreamError);
+    upstream.on('error', ignore);
+    upstream.destroy();
+    this.openSockets--;
+    this.upstream = undefined;
+    backend.requestEnded(true);
+    this.backend = undefined;
+    this.upstreamFailed = false;
+    if (this.client.destroyed) this.finish();
+    else this.tryNext();
+  }
+
+  private readonly onConnectTimeout = (): void => {
+    this.connectFailed(
+      `connect timed out after ${this.proxy.options.pool.config.timeouts.connect} ms`,
+    );
+  };
+
+  private readonly onUpstreamError = (error: Error): void => {
+    if (!this.connected) {
+      this.connectFailed(error.message);
+      return;
+    }
+    this.upstreamFailed = true;
+    this.client.destroy();
+  };
+
+  private readonly onClientError = (): void => {
+    this.upstream?.destroy();
+  };
+
+  private readonly onIdle = (): void => {
+    this.destroy();
+  };
+
+  private readonly onUpstreamClose = (): void => {
+    // A backend that closed without a clean end (reset, killed) takes the client down too;
+    // after a clean end the client's side finishes on its own (half-close).
+    if (this.upstreamFailed || !(this.upstream as Socket).readableEnded) this.client.destroy();
+    this.socketClosed();
+  };
+
+  private readonly onClientClose = (): void => {
+    clearTimeout(this.connectTimer);
+    const upstream = this.upstream;
+    if (upstream !== undefined && (!this.connected || !this.client.readableEnded))
+      upstream.destroy();
+    this.socketClosed();
+  };
+
+  private socketClosed(): void {
+    this.openSockets--;
+    if (this.openSockets === 0) this.finish();
+  }
+
+  /** Both sockets are closed: end the bookkeeping exactly once. */
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.backend?.requestEnded(this.upstreamFailed);
+    this.proxy.sessions.delete(this);
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * Client-facing listeners that speak more than plain HTTP/1.1:
+ *
+ *   - TLS with HTTP/2: `http2.createSecureServer({ allowHTTP1: true })`. ALPN offers `h2` and
+ *     `http/1.1`; HTTP/2 clients get multiplexed streams, the others plain HTTPS.
+ *   - TLS without HTTP/2 (`http2: false`): `https.createServer`.
+ *   - cleartext h2c (`http2: true` without `tls`): Node's plain HTTP/2 server cannot fall back
+ *     to HTTP/1.1, so a net.Server reads the first bytes of each connection and hands it to
+ *     an HTTP/2 server when they are the HTTP/2 connection preface (RFC 9113 §3.4, "prior
+ *     knowledge"), else to an HTTP/1.1 server. Neither of those two listens itself.
+ *
+ * Every request, HTTP/1.1 or HTTP/2, goes to the same `onRequest` (the proxy); HTTP/2 streams
+ * arrive through Node's compatibility API (Http2ServerRequest/Response), which the proxy
+ * treats like IncomingMessage/ServerResponse (see http-proxy.ts for the two differences).
+ *
+ * Closing drains: HTTP/2 sessions get a GOAWAY (in-flight streams finish, no new ones),
+ * idle HTTP/1.1 connections are closed, busy ones close after their response; after
+ * `drainMs` whatever is left is destroyed.
+ */
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import {
+  createSecureServer,
+  createServer as createH2cServer,
+  type Http2SecureServer,
+  type Http2Server,
+  type Http2Session,
+} from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
+import {
+  createServer as createNetServer,
+  type AddressInfo,
+  type Server,
+  type Socket,
+} from 'node:net';
+import type { ListenAddress } from '../config/units.js';
+import { formatAddress } from '../config/units.js';
+import { ListenError } from '../errors.js';
+import type { ListenerTlsConfig, ListenerCertificates } from './tls-certificates.js';
+
+/** The HTTP/2 connection preface every h2c client sends first (RFC 9113 §3.4). */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/**
+ * Streams one client may have open at once on an HTTP/2 connection (SETTINGS_MAX_CONCURRENT_
+ * STREAMS). Node's default is unlimited; 128 is what nginx and Envoy use by default.
+ */
+export const H2_MAX_CONCURRENT_STREAMS = 128;
+
+/** An HTTP/2 connection with no open stream for this long is closed (GOAWAY). */
+export const H2_IDLE_SESSION_MS = 120_000;
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface SecureListenerOptions {
+  readonly address: ListenAddress;
+  readonly onRequest: RequestHandler;
+  /** TLS certificates; without them the listener serves cleartext h2c + HTTP/1.1. */
+  readonly certificates?: ListenerCertificates | undefined;
+  /** Offer HTTP/2 (ALPN h2 with TLS; h2c without). */
+  readonly http2: boolean;
+  /** Idle time on an HTTP/1.1 keep-alive connection between requests. */
+  readonly keepAliveTimeoutMs?: number | undefined;
+  /** Time allowed to receive a request's headers (slowloris defence). */
+  readonly headersTimeoutMs?: number | undefined;
+}
+
+/** What the load balancer needs of any client listener. */
+export interface ClientListener {
+  /** The socket server (emits 'connection' for every accepted TCP connection). */
+  readonly server: Server;
+  listen(): Promise<AddressInfo>;
+  boundAddress(): AddressInfo;
+  close(drainMs?: number): Promise<void>;
+}
+
+type HttpLikeServer = ReturnType<typeof createHttpServer> | ReturnType<typeof createHttpsServer>;
+
+export class SecureListener implements ClientListener {
+  readonly server: Server;
+  private readonly address: ListenAddress;
+  private readonly certificates: ListenerCertificates | undefined;
+  /** Servers that parse HTTP/1.1 (the listening one, or the h2c sniffer's target). */
+  private readonly http1: HttpLikeServer | Http2SecureServer | undefined;
+  private readonly sessions = new Set<Http2Session>();
+  private draining = false;
+
+  constructor(options: SecureListenerOptions) {
+    this.address = options.address;
+    this.certificates = options.certificates;
+    const onRequest = options.onRequest;
+    const http1Options = {
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
+      headersTimeout: options.headersTimeoutMs ?? 30_000,
+      // The proxy enforces its own per-pool timeouts; a whole-request timeout would cut long
+      // uploads and downloads.
+      requestTimeout: 0,
+      noDelay: true,
+    };
+    const certs = options.certificates;
+    if (certs !== undefined && options.http2) {
+      const server = createSecureServer({
+        ...certs.defaults,
+        SNICallback: certs.sniCallback,
+        allowHTTP1: true,
+        settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS },
+      });
+      // HTTP/1.1 connections of allowHTTP1 follow the http.Server timeouts.
+      Object.assign(server, {
+        headersTimeout: http1Options.headersTimeout,
+        requestTimeout: 0,
+        keepAliveTimeout: http1Options.keepAliveTimeout,
+      });
+      this.watchSessions(server);
+      server.on('request', onRequest as unknown as Parameters<Http2SecureServer['on']>[1]);
+      this.http1 = server;
+      this.server = server;
+    } else if (certs !== undefined) {
+      const server = createHttpsServer(
+        { ...certs.defaults, SNICallback: certs.sniCallback, ...http1Options },
+        onRequest,
+      );
+      this.http1 = server;
+      this.server = server;
+    } else {
+      const http1 = createHttpServer(http1Options, onRequest);
+      const h2c = createH2cServer({
+        settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS },
+      });
+      this.watchSessions(h2c);
+      h2c.on('request', onRequest as unknown as Parameters<Http2Server['on']>[1]);
+      this.http1 = http1;
+      this.server = createNetServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+        sniffPreface(socket, http1Options.headersTimeout, http1, h2c);
+      });
+    }
+    this.server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+      if (this.draining && res.shouldKeepAlive !== undefined) res.shouldKeepAlive = false;
+    });
+  }
+
+  private watchSessions(server: Http2SecureServer | Http2Server): void {
+    server.on('session', (session: Http2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      session.setTimeout(H2_IDLE_SESSION_MS, () => session.close());
+      if (this.draining) session.close();
+    });
+  }
+
+  /** Names the certificates serve (TLS listeners), for logs. */
+  get servernames(): readonly string[] {
+    return this.certificates?.names ?? [];
+  }
+
+  /**
+   * Reads the certificate files again and serves them to new handshakes; connections already
+   * open are not touched. Rejects with TlsFileError (keeping the old certificates) if a file
+   * cannot be read or used. For listeners without TLS it does nothing.
+   */
+  async reloadCertificates(tls: ListenerTlsConfig, baseDir: string): Promise<void> {
+    if (this.certificates === undefined) return;
+    await this.certificates.reload(tls, baseDir, this.server as unknown as Http2SecureServer);
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => {
+        reject(new ListenError(formatAddress(this.address.host, this.address.port), error));
+      };
+      this.server.once('error', onError);
+      this.server.listen(this.address.port, this.address.host, () => {
+        this.server.off('error', onError);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  boundAddress(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(drainMs = 10_000): Promise<void> {
+    if (!this.server.listening) return;
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const session of this.sessions) session.close();
+    const http1 = this.http1 as {
+      closeIdleConnections?: () => void;
+      closeAllConnections?: () => void;
+    };
+    http1.closeIdleConnections?.();
+    const timer = setTimeout(() => {
+      for (const session of this.sessions) session.destroy();
+      http1.closeAllConnections?.();
+    }, drainMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Reads a cleartext connection's first bytes and hands it, bytes put back, to the HTTP/2
+ * server when they are the connection preface, else to the HTTP/1.1 server. A client that
+ * sends nothing within `timeoutMs` is disconnected.
+ */
+function sniffPreface(
+  socket: Socket,
+  timeoutMs: number,
+  http1: ReturnType<typeof createHttpServer>,
+  h2c: Http2Server,
+): void {
+  let seen = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
+  const onError = (): void => clearTimeout(timer);
+  socket.once('error', onError);
+  socket.once('close', onError);
+  const onReadable = (): void => {
+    let chunk: Buffer | null;
+    while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
+    const length = Math.min(seen.length, H2_PREFACE.length);
+    const isPrefix = seen.subarray(0, length).equals(H2_PREFACE.subarray(0, length));
+    // Undecided until the preface is complete or a byte differs from it.
+    if (isPrefix && seen.length < H2_PREFACE.length) return;
+    socket.off('readable', onReadable);
+    socket.off('error', onError);
+    socket.off('close', onError);
+    clearTimeout(timer);
+    socket.unshift(seen);
+    (isPrefix ? h2c : http1).emit('connection', socket);
+  };
+  socket.on('readable', onReadable);
+}

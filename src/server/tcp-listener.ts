@@ -1,0 +1,68 @@
+/**
+ * A `mode: tcp` listener: a net.Server whose connections go to the TCP proxy. Connections
+ * start paused (nothing is read before a backend is connected) and half-open capable (a
+ * client's FIN is passed on, not answered by closing). Beyond `maxConnections` open at once,
+ * new connections are closed at accept (counted in `refused`).
+ *
+ * Closing stops accepting, lets open connections finish for at most `drainMs`, then cuts
+ * what is left.
+ */
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import type { ListenAddress } from '../config/units.js';
+import { formatAddress } from '../config/units.js';
+import { ListenError } from '../errors.js';
+import type { TcpProxy } from '../proxy/tcp-proxy.js';
+import type { ClientListener } from './secure-listener.js';
+
+export interface TcpListenerOptions {
+  readonly address: ListenAddress;
+  readonly proxy: TcpProxy;
+  /** Most client connections open at once; 0 = no limit. */
+  readonly maxConnections: number;
+}
+
+export class TcpListener implements ClientListener {
+  readonly server: Server;
+  readonly proxy: TcpProxy;
+  /** Connections closed at accept because `maxConnections` were open. */
+  refused = 0;
+  private readonly address: ListenAddress;
+
+  constructor(options: TcpListenerOptions) {
+    this.address = options.address;
+    this.proxy = options.proxy;
+    this.server = createServer(
+      { pauseOnConnect: true, allowHalfOpen: true, noDelay: true },
+      options.proxy.handleConnection,
+    );
+    if (options.maxConnections > 0) this.server.maxConnections = options.maxConnections;
+    this.server.on('drop', () => this.refused++);
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => {
+        reject(new ListenError(formatAddress(this.address.host, this.address.port), error));
+      };
+      this.server.once('error', onError);
+      this.server.listen(this.address.port, this.address.host, () => {
+        this.server.off('error', onError);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  boundAddress(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Stops accepting; open connections get `drainMs` to finish, then are cut. */
+  async close(drainMs = 10_000): Promise<void> {
+    if (!this.server.listening) return;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const timer = setTimeout(() => this.proxy.destroyAll(), drainMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+  }
+}
