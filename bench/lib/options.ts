@@ -1,0 +1,109 @@
+/** Command-line options of `npm run bench` (node:util parseArgs). */
+import { parseArgs } from 'node:util';
+
+export const SECTIONS = ['throughput', 'balancing', 'stream', 'idle', 'pick', 'tcp'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export interface BenchOptions {
+  readonly quick: boolean;
+  readonly sections: readonly Section[];
+  /** Seconds per measured throughput run. */
+  readonly durationS: number;
+  /** Seconds of warm-up per peer before the throughput runs (0: none). */
+  readonly warmupS: number;
+  /** Interleaved repetitions of every throughput configuration. */
+  readonly repeats: number;
+  readonly balancingDurationS: number;
+  readonly balancingRepeats: number;
+  readonly balancingConnections: number;
+  readonly idleConnections: number;
+  /** Pin proxy and load generator to separate CPUs with taskset. */
+  readonly pin: boolean;
+  /** Node binary for anubis and the Node peers. */
+  readonly node: string;
+  /** Throughput case ids to run (all when empty). */
+  readonly cases: readonly string[];
+  readonly help: boolean;
+}
+
+export const BENCH_HELP = `npm run bench -- [options]
+
+  --quick                 a short run (under 2 minutes) to check the harness
+  --only LIST             comma-separated sections: ${SECTIONS.join(', ')}
+  --cases LIST            throughput case ids (small-ka-50, small-ka-256, no-keepalive, post-64k, get-1m)
+  --duration S            seconds per throughput run (quick 1, full 5)
+  --repeats N             interleaved repetitions per configuration (quick 2, full 3)
+  --warmup S              warm-up seconds per peer (quick 1, full 2)
+  --balancing-duration S  seconds per balancing run (quick 2, full 10)
+  --balancing-repeats N   (quick 1, full 3)
+  --idle-connections N    idle keep-alive connections to hold (default 10000)
+  --no-pin                do not pin processes to CPUs with taskset
+  --node PATH             Node binary for anubis and the Node peers (default: this one)
+`;
+
+function positiveNumber(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0)
+    throw new Error(`--${name}: expected a number >= 0, found ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      cases: { type: 'string' },
+      duration: { type: 'string' },
+      repeats: { type: 'string' },
+      warmup: { type: 'string' },
+      'balancing-duration': { type: 'string' },
+      'balancing-repeats': { type: 'string' },
+      'idle-connections': { type: 'string' },
+      'no-pin': { type: 'boolean', default: false },
+      node: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const quick = values.quick === true;
+  let sections: Section[] = [...SECTIONS];
+  if (values.only !== undefined) {
+    sections = values.only
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '') as Section[];
+    const unknown = sections.filter((s) => !(SECTIONS as readonly string[]).includes(s));
+    if (unknown.length > 0)
+      throw new Error(
+        `--only: unknown section(s) ${unknown.join(', ')}; expected ${SECTIONS.join(', ')}`,
+      );
+  }
+  return {
+    quick,
+    sections,
+    durationS: Math.max(1, Math.round(positiveNumber('duration', values.duration, quick ? 1 : 5))),
+    warmupS: Math.round(positiveNumber('warmup', values.warmup, quick ? 1 : 2)),
+    repeats: Math.max(1, Math.round(positiveNumber('repeats', values.repeats, quick ? 2 : 3))),
+    balancingDurationS: Math.max(
+      1,
+      Math.round(
+        positiveNumber('balancing-duration', values['balancing-duration'], quick ? 2 : 10),
+      ),
+    ),
+    balancingRepeats: Math.max(
+      1,
+      Math.round(positiveNumber('balancing-repeats', values['balancing-repeats'], quick ? 1 : 3)),
+    ),
+    balancingConnections: 32,
+    idleConnections: Math.round(
+      positiveNumber('idle-connections', values['idle-connections'], 10_000),
+    ),
+    pin: values['no-pin'] !== true,
+    node: values.node ?? process.execPath,
+    cases: values.cases === undefined ? [] : values.cases.split(',').map((s) => s.trim()),
+    help: values.help === true,
+  };
+}

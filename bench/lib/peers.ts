@@ -1,0 +1,280 @@
+/**
+ * The systems under test and the backends behind them, each started as its own process from
+ * a configuration file written to the bench's temp directory, on free 127.0.0.1 ports, and
+ * stopped by PID. Nothing here touches the system's nginx or HAProxy services.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  freePort,
+  freePorts,
+  spawnProcess,
+  waitForPort,
+  which,
+  type ManagedProcess,
+} from './procs.js';
+
+export const NGINX = which('nginx');
+export const HAPROXY = which('haproxy');
+
+export interface BenchContext {
+  /** Temp directory for configuration files, logs and pid files. */
+  readonly dir: string;
+  /** Compiled anubis and child scripts (…/src/cli/main.js, …/bench/children/*.js). */
+  readonly buildDir: string;
+  /** CPU list for proxies (undefined: not pinned). */
+  readonly proxyCpus: string | undefined;
+  /** CPU list for load generator and backends. */
+  readonly loadCpus: string | undefined;
+  /** Node binary used for anubis and the Node peers. */
+  readonly node: string;
+}
+
+export interface RunningPeer {
+  readonly name: string;
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string;
+  readonly proc: ManagedProcess;
+}
+
+export interface BackendSpec {
+  readonly delayMs: number;
+  readonly degraded: boolean;
+}
+
+export interface RunningBackends {
+  readonly urls: string[];
+  readonly proc: ManagedProcess;
+  readonly kind: 'nginx' | 'node';
+}
+
+/** The Node backend process with one listener per spec. */
+export async function startNodeBackends(
+  ctx: BenchContext,
+  specs: readonly BackendSpec[],
+  stalls = false,
+): Promise<RunningBackends> {
+  const ports = await freePorts(specs.length);
+  const proc = spawnProcess(
+    'node-backend',
+    ctx.node,
+    [join(ctx.buildDir, 'bench/children/backend.js')],
+    {
+      cpus: ctx.loadCpus,
+      env: {
+        ...process.env,
+        BENCH_STALLS: stalls ? '1' : '0',
+        BENCH_BACKENDS: JSON.stringify(specs.map((s, i) => ({ ...s, port: ports[i] }))),
+      },
+    },
+  );
+  for (const port of ports) await waitForPort(port, 15_000, proc);
+  return { urls: ports.map((p) => `http://127.0.0.1:${p}`), proc, kind: 'node' };
+}
+
+const nginxCommon = (dir: string): string => `
+worker_processes 1;
+worker_rlimit_nofile 30000;
+${process.getuid?.() === 0 ? 'user root root;' : ''}
+daemon off;
+pid ${dir}/nginx-PORT.pid;
+error_log ${dir}/nginx-PORT.error.log warn;
+events { worker_connections 25000; multi_accept on; }
+`;
+
+const nginxHttpCommon = (dir: string): string => `
+  access_log off;
+  client_body_temp_path ${dir}/nginx-body;
+  proxy_temp_path ${dir}/nginx-proxy;
+  fastcgi_temp_path ${dir}/nginx-fastcgi;
+  uwsgi_temp_path ${dir}/nginx-uwsgi;
+  scgi_temp_path ${dir}/nginx-scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 60s;
+  client_max_body_size 0;
+  client_body_buffer_size 1m;
+`;
+
+function startNginx(
+  ctx: BenchContext,
+  name: string,
+  port: number,
+  conf: string,
+  cpus: string | undefined,
+): ManagedProcess {
+  const file = join(ctx.dir, `${name}-${port}.conf`);
+  writeFileSync(file, conf.replaceAll('PORT', String(port)));
+  return spawnProcess(
+    name,
+    NGINX as string,
+    ['-e', join(ctx.dir, `nginx-${port}.stderr.log`), '-p', ctx.dir, '-c', file],
+    { cpus },
+  );
+}
+
+/** nginx as the never-bottleneck backend: `return 200` for small answers, a static 1 MiB file. */
+export async function startNginxBackend(ctx: BenchContext): Promise<RunningBackends> {
+  const port = await freePort();
+  writeFileSync(join(ctx.dir, '1m.bin'), Buffer.alloc(1 << 20, 97));
+  const conf = `${nginxCommon(ctx.dir)}
+http {
+${nginxHttpCommon(ctx.dir)}
+  default_type text/plain;
+  server {
+    listen 127.0.0.1:${port};
+    location = /1m { alias ${ctx.dir}/1m.bin; }
+    location / { return 200 "hello world\\n"; }
+  }
+}
+`;
+  const proc = startNginx(ctx, 'nginx-backend', port, conf, ctx.loadCpus);
+  await waitForPort(port, 15_000, proc);
+  return { urls: [`http://127.0.0.1:${port}`], proc, kind: 'nginx' };
+}
+
+/** anubis from the compiled CLI, with a configuration file (JSON is YAML). */
+export async function startAnubis(
+  ctx: BenchContext,
+  name: string,
+  backends: readonly string[],
+  options: { workers: number | 'auto'; strategy?: string },
+): Promise<RunningPeer> {
+  const port = await freePort();
+  const config = {
+    workers: options.workers,
+    log: { level: 'warn' },
+    listeners: [{ address: `127.0.0.1:${port}`, pool: 'bench' }],
+    pools: {
+      bench: {
+        strategy: options.strategy ?? 'round-robin',
+        backends: backends.map((url) => ({ url })),
+        keepAliveTimeout: '60s',
+      },
+    },
+  };
+  const file = join(ctx.dir, `anubis-${port}.yaml`);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const proc = spawnProcess(
+    name,
+    ctx.node,
+    [join(ctx.buildDir, 'src/cli/main.js'), '--config', file],
+    // workers: auto spreads over every core; pinning it to one would defeat the point.
+    { cpus: options.workers === 1 ? ctx.proxyCpus : undefined },
+  );
+  await waitForPort(port, 20_000, proc);
+  return { name, url: `http://127.0.0.1:${port}`, proc };
+}
+
+/** nginx as a reverse proxy, one worker, upstream keep-alive, X-Forwarded-* like anubis. */
+export async function startNginxProxy(
+  ctx: BenchContext,
+  name: string,
+  backends: readonly string[],
+  balance: string,
+): Promise<RunningPeer> {
+  const port = await freePort();
+  const servers = backends
+    .map((b) => `    server ${b.replace('http://', '')} max_fails=0;`)
+    .join('\n');
+  const conf = `${nginxCommon(ctx.dir)}
+http {
+${nginxHttpCommon(ctx.dir)}
+  upstream bench {
+${balance === '' ? '' : `    ${balance};\n`}${servers}
+    keepalive 512;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://bench;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_max_temp_file_size 0;
+      proxy_next_upstream off;
+      proxy_read_timeout 60s;
+    }
+  }
+}
+`;
+  const proc = startNginx(ctx, name, port, conf, ctx.proxyCpus);
+  await waitForPort(port, 15_000, proc);
+  return { name, url: `http://127.0.0.1:${port}`, proc };
+}
+
+/** HAProxy in HTTP mode, one thread, keep-alive both sides, X-Forwarded-For. */
+export async function startHaproxy(
+  ctx: BenchContext,
+  name: string,
+  backends: readonly string[],
+  balance: string,
+): Promise<RunningPeer> {
+  const port = await freePort();
+  const servers = backends.map((b, i) => `  server s${i} ${b.replace('http://', '')}`).join('\n');
+  const conf = `global
+  nbthread 1
+  maxconn 9000
+  log stderr format raw local0 emerg
+
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option forwardfor
+  http-reuse always
+
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+
+backend be
+  balance ${balance}
+${servers}
+`;
+  const file = join(ctx.dir, `haproxy-${port}.cfg`);
+  writeFileSync(file, conf);
+  const proc = spawnProcess(name, HAPROXY as string, ['-db', '-f', file], { cpus: ctx.proxyCpus });
+  await waitForPort(port, 15_000, proc);
+  return { name, url: `http://127.0.0.1:${port}`, proc };
+}
+
+/** fastify + @fastify/reply-from. */
+export async function startFastifyPeer(
+  ctx: BenchContext,
+  name: string,
+  backends: readonly string[],
+): Promise<RunningPeer> {
+  const port = await freePort();
+  const proc = spawnProcess(
+    name,
+    ctx.node,
+    [join(ctx.buildDir, 'bench/children/fastify-proxy.js'), String(port), ...backends],
+    { cpus: ctx.proxyCpus },
+  );
+  await waitForPort(port, 20_000, proc);
+  return { name, url: `http://127.0.0.1:${port}`, proc };
+}
+
+/** http-proxy (node-http-proxy). */
+export async function startHttpProxyPeer(
+  ctx: BenchContext,
+  name: string,
+  backend: string,
+): Promise<RunningPeer> {
+  const port = await freePort();
+  const proc = spawnProcess(
+    name,
+    ctx.node,
+    [join(ctx.buildDir, 'bench/children/http-proxy-peer.js'), String(port), backend],
+    { cpus: ctx.proxyCpus },
+  );
+  await waitForPort(port, 20_000, proc);
+  return { name, url: `http://127.0.0.1:${port}`, proc };
+}

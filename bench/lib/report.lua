@@ -1,0 +1,23 @@
+-- wrk script for the anubis bench: sets the request from environment variables and prints
+-- one machine-readable line (prefix WRK_JSON) with counts and latency percentiles (µs).
+local method = os.getenv("WRK_METHOD")
+if method ~= nil and method ~= "" then wrk.method = method end
+local size = tonumber(os.getenv("WRK_BODY_BYTES") or "0") or 0
+if size > 0 then
+  wrk.body = string.rep("x", size)
+  wrk.headers["Content-Type"] = "application/octet-stream"
+end
+if os.getenv("WRK_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%d,"durationUs":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latencyUs":{"min":%d,"mean":%.1f,"max":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency.max,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9)))
+end

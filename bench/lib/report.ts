@@ -1,0 +1,272 @@
+/**
+ * The summary printed after a bench run (Markdown tables, pasted into docs/performance.md) and
+ * the targets of issue 7, each computed as a ratio between results of the same run.
+ */
+import type { BalancingResult } from '../scenarios/balancing.js';
+import type { IdleResult, StreamResult } from '../scenarios/memory.js';
+import type { CaseResult, ThroughputResult } from '../scenarios/throughput.js';
+import { formatNumber, formatSpread, formatTable, ratio } from './stats.js';
+
+export interface BenchResults {
+  readonly startedAt: string;
+  readonly finishedAt?: string;
+  readonly quick: boolean;
+  readonly machine: Record<string, string | number | boolean>;
+  readonly throughput?: ThroughputResult;
+  readonly balancing?: BalancingResult;
+  readonly stream?: readonly StreamResult[];
+  readonly idle?: IdleResult;
+  readonly pick?: unknown;
+  readonly notes: readonly string[];
+  readonly targets?: readonly Target[];
+}
+
+export interface Target {
+  readonly name: string;
+  /** Measured value (a ratio, MiB or KiB as the name says); NaN when it could not be measured. */
+  readonly measured: number;
+  readonly threshold: string;
+  /** true/false against the threshold; undefined when there is no threshold or no value. */
+  readonly pass: boolean | undefined;
+}
+
+const NODE_PEERS = ['fastify-reply-from', 'http-proxy'];
+
+function peer(c: CaseResult | undefined, name: string): CaseResult['peers'][number] | undefined {
+  return c?.peers.find((p) => p.peer === name);
+}
+
+function check(
+  name: string,
+  measured: number,
+  op: '>=' | '<=' | '<' | 'report',
+  limit: number,
+): Target {
+  if (op === 'report') return { name, measured, threshold: '(reported)', pass: undefined };
+  const pass = !Number.isFinite(measured)
+    ? undefined
+    : op === '>='
+      ? measured >= limit
+      : op === '<='
+        ? measured <= limit
+        : measured < limit;
+  return { name, measured, threshold: `${op} ${limit}`, pass };
+}
+
+/** The targets of issue 7 from one run's results (values not measured come out as NaN). */
+export function computeTargets(results: BenchResults): Target[] {
+  const targets: Target[] = [];
+  const small = results.throughput?.cases.find((c) => c.id === 'small-ka-50');
+  if (small !== undefined) {
+    const anubis = peer(small, 'anubis-1w');
+    const fastestNode = Math.max(
+      ...NODE_PEERS.map((n) => peer(small, n)?.rps.median ?? Number.NaN).filter(Number.isFinite),
+    );
+    targets.push(
+      check(
+        'small GET keep-alive: anubis 1 worker / fastest Node peer (req/s)',
+        ratio(anubis?.rps.median ?? NaN, fastestNode),
+        '>=',
+        1.3,
+      ),
+    );
+    targets.push(
+      check(
+        'small GET keep-alive: anubis 1 worker / nginx 1 worker (req/s)',
+        ratio(anubis?.rps.median ?? NaN, peer(small, 'nginx-1w')?.rps.median ?? NaN),
+        '>=',
+        0.5,
+      ),
+    );
+    const direct = peer(small, 'direct')?.p99Ms.median ?? NaN;
+    targets.push(
+      check(
+        'added p99 over direct: anubis / nginx',
+        ratio(
+          (anubis?.p99Ms.median ?? NaN) - direct,
+          (peer(small, 'nginx-1w')?.p99Ms.median ?? NaN) - direct,
+        ),
+        '<=',
+        1.5,
+      ),
+    );
+    targets.push(
+      check(
+        'small GET keep-alive: anubis workers auto / 1 worker (req/s)',
+        ratio(peer(small, 'anubis-auto')?.rps.median ?? NaN, anubis?.rps.median ?? NaN),
+        'report',
+        0,
+      ),
+    );
+  }
+  for (const phase of results.balancing?.phases ?? []) {
+    const p99 = (name: string): number =>
+      phase.peers.find((p) => p.peer === name)?.p99Ms.median ?? NaN;
+    const leastTime = p99('anubis least-time');
+    targets.push(
+      check(
+        `degraded backend (${phase.phase}): anubis least-time p99 / nginx least_conn p99`,
+        ratio(leastTime, p99('nginx least_conn')),
+        '<=',
+        0.5,
+      ),
+    );
+    targets.push(
+      check(
+        `degraded backend (${phase.phase}): anubis least-time p99 / HAProxy leastconn p99`,
+        ratio(leastTime, p99('haproxy leastconn')),
+        '<=',
+        1,
+      ),
+    );
+  }
+  for (const s of results.stream ?? []) {
+    targets.push(check(`1 GiB ${s.direction}: anubis peak RSS (MiB)`, s.peakRssMiB, '<', 100));
+  }
+  if (results.idle !== undefined) {
+    targets.push(
+      check(
+        `idle keep-alive connections: RSS per connection (KiB)`,
+        results.idle.bytesPerConnection / 1024,
+        '<',
+        20,
+      ),
+    );
+  }
+  return targets;
+}
+
+function throughputTable(c: CaseResult): string {
+  const direct = c.peers.find((p) => p.peer === 'direct');
+  const rows = c.peers.map((p) => [
+    p.peer,
+    c.metric === 'rps' ? formatSpread(p.rps) : formatSpread(p.mbps),
+    p.peer === 'direct'
+      ? '1.00'
+      : formatNumber(
+          ratio(
+            c.metric === 'rps' ? p.rps.median : p.mbps.median,
+            c.metric === 'rps' ? (direct?.rps.median ?? NaN) : (direct?.mbps.median ?? NaN),
+          ),
+          2,
+        ),
+    formatSpread(p.p50Ms, 2),
+    formatSpread(p.p99Ms, 2),
+    String(p.errors + p.badStatus),
+  ]);
+  return formatTable(
+    [c.title, c.metric === 'rps' ? 'req/s' : 'MB/s', '× direct', 'p50 ms', 'p99 ms', 'errors'],
+    rows,
+  );
+}
+
+function balancingTable(phase: BalancingResult['phases'][number]): string {
+  return formatTable(
+    [phase.title, 'p50 ms', 'p99 ms', 'p99.9 ms', 'req/s', 'errors'],
+    phase.peers.map((p) => [
+      p.peer,
+      formatSpread(p.p50Ms, 2),
+      formatSpread(p.p99Ms, 2),
+      formatSpread(p.p999Ms, 2),
+      formatSpread(p.rps),
+      String(p.errors),
+    ]),
+  );
+}
+
+/** Rows of a pick() benchmark result, whatever shape bench/pick.ts returns. */
+function pickTable(pick: unknown): string | undefined {
+  if (
+    pick !== null &&
+    typeof pick === 'object' &&
+    'table' in pick &&
+    typeof pick.table === 'string'
+  )
+    return pick.table;
+  const rows = Array.isArray(pick)
+    ? (pick as unknown[])
+    : pick !== null && typeof pick === 'object' && 'rows' in pick && Array.isArray(pick.rows)
+      ? (pick.rows as unknown[])
+      : undefined;
+  if (rows === undefined || rows.length === 0 || typeof rows[0] !== 'object' || rows[0] === null)
+    return undefined;
+  const header = Object.keys(rows[0]);
+  return formatTable(
+    header,
+    rows.map((r) =>
+      header.map((k) => {
+        const v = (r as Record<string, unknown>)[k];
+        return typeof v === 'number' ? formatNumber(v, Number.isInteger(v) ? 0 : 2) : String(v);
+      }),
+    ),
+  );
+}
+
+export function formatSummary(results: BenchResults): string {
+  const out: string[] = [];
+  out.push(`anubis bench ${results.quick ? '(quick)' : '(full)'} — ${results.startedAt}`);
+  out.push(
+    Object.entries(results.machine)
+      .map(([k, v]) => `${k}: ${String(v)}`)
+      .join(' · '),
+  );
+  out.push('Figures: median (min–max) over interleaved runs.');
+  for (const c of results.throughput?.cases ?? []) out.push('', throughputTable(c));
+  for (const phase of results.balancing?.phases ?? []) out.push('', balancingTable(phase));
+  if (results.stream !== undefined) {
+    out.push(
+      '',
+      formatTable(
+        ['1 GiB streamed through anubis', 'MB/s', 'RSS before (MiB)', 'peak RSS (MiB)'],
+        results.stream.map((s) => [
+          s.direction,
+          formatNumber(s.mbps),
+          formatNumber(s.rssBeforeMiB, 1),
+          formatNumber(s.peakRssMiB, 1),
+        ]),
+      ),
+    );
+  }
+  if (results.idle !== undefined) {
+    const i = results.idle;
+    out.push(
+      '',
+      formatTable(
+        [
+          'idle keep-alive connections',
+          'open',
+          'RSS before (MiB)',
+          'RSS after (MiB)',
+          'KiB / connection',
+        ],
+        [
+          [
+            'anubis 1 worker',
+            `${i.open} / ${i.requested}`,
+            formatNumber(i.rssBeforeMiB, 1),
+            formatNumber(i.rssAfterMiB, 1),
+            formatNumber(i.bytesPerConnection / 1024, 1),
+          ],
+        ],
+      ),
+    );
+  }
+  const pick = pickTable(results.pick);
+  if (pick !== undefined) out.push('', 'strategy pick() micro-benchmark', pick);
+  if (results.targets !== undefined && results.targets.length > 0) {
+    out.push(
+      '',
+      formatTable(
+        ['target (same run)', 'measured', 'wanted', 'result'],
+        results.targets.map((t) => [
+          t.name,
+          formatNumber(t.measured, 2),
+          t.threshold,
+          t.pass === undefined ? '-' : t.pass ? 'met' : 'NOT met',
+        ]),
+      ),
+    );
+  }
+  for (const note of results.notes) out.push(`note: ${note}`);
+  return out.join('\n');
+}

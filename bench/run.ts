@@ -1,0 +1,179 @@
+/**
+ * `npm run bench`: anubis against direct access, nginx, HAProxy and the Node proxies, in one
+ * run, on this machine. Writes bench/results/<timestamp>.json and prints a summary table.
+ *
+ * Layout on the CPUs (taskset, when available and more than one CPU): the proxy under test on
+ * CPU 0; the load generator (wrk, one thread), the backends and this orchestrator on CPU 1.
+ * `workers: auto` is left unpinned, since its point is to use every core.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { WRK } from './lib/load.js';
+import { BENCH_HELP, parseBenchArgs, type BenchOptions } from './lib/options.js';
+import { HAPROXY, NGINX, type BenchContext } from './lib/peers.js';
+import { TASKSET } from './lib/procs.js';
+import { computeTargets, formatSummary, type BenchResults } from './lib/report.js';
+import { runBalancing } from './scenarios/balancing.js';
+import { runIdle, runStream } from './scenarios/memory.js';
+import { THROUGHPUT_CASES, runThroughput } from './scenarios/throughput.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BUILD_DIR = join(ROOT, '.cache/bench-build');
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function versionOf(command: string | undefined, args: string[]): string {
+  if (command === undefined) return 'not installed';
+  const out = spawnSync(command, args, { encoding: 'utf8' });
+  return `${out.stdout}${out.stderr}`.split('\n')[0]?.trim() ?? '?';
+}
+
+/** Compiles src/ and the bench's child scripts to .cache/bench-build (type errors are reported, not fatal). */
+function build(): void {
+  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+  const out = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'bench/tsconfig.build.json')], {
+    encoding: 'utf8',
+  });
+  if (out.status !== 0)
+    log(`build: tsc reported errors (output emitted anyway):\n${out.stdout.slice(0, 2_000)}`);
+  if (!existsSync(join(BUILD_DIR, 'src/cli/main.js')))
+    throw new Error('build failed: no src/cli/main.js emitted');
+  // src/version.ts reads ../package.json relative to itself, as it does from dist/.
+  copyFileSync(join(ROOT, 'package.json'), join(BUILD_DIR, 'package.json'));
+}
+
+/** Pins this process (all its threads) to the load CPUs, so in-process clients stay off the proxy's CPU. */
+function pinSelf(cpus: string | undefined): void {
+  if (cpus === undefined || TASKSET === undefined) return;
+  spawnSync(TASKSET, ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+}
+
+async function runPick(options: BenchOptions, notes: string[]): Promise<unknown> {
+  const file = join(ROOT, 'bench/pick.ts');
+  if (!existsSync(file)) {
+    notes.push('pick(): bench/pick.ts does not exist yet; micro-benchmark skipped');
+    return undefined;
+  }
+  const module = (await import(pathToFileURL(file).href)) as {
+    runPickBenchmark?: (o: unknown) => unknown;
+  };
+  if (typeof module.runPickBenchmark !== 'function') {
+    notes.push('pick(): bench/pick.ts exports no runPickBenchmark; skipped');
+    return undefined;
+  }
+  log('pick(): strategy micro-benchmark');
+  return await module.runPickBenchmark({
+    quick: options.quick,
+    backendCounts: [3, 100, 1_000],
+    log,
+  });
+}
+
+async function main(): Promise<number> {
+  const options = parseBenchArgs(process.argv.slice(2));
+  if (options.help) {
+    process.stdout.write(BENCH_HELP);
+    return 0;
+  }
+  const cpus = availableParallelism();
+  const pinned = options.pin && TASKSET !== undefined && cpus >= 2;
+  const ctxBase = {
+    proxyCpus: pinned ? '0' : undefined,
+    loadCpus: pinned ? '1' : undefined,
+    node: options.node,
+    buildDir: BUILD_DIR,
+  };
+  const notes: string[] = [];
+  if (!pinned)
+    notes.push(
+      options.pin ? 'not pinned: taskset missing or a single CPU' : 'not pinned (--no-pin)',
+    );
+  if (WRK === undefined)
+    notes.push('wrk not installed: autocannon generates the load (slower; lower ceilings)');
+  if (NGINX === undefined) notes.push('nginx not installed: Node backend, no nginx peer');
+  if (HAPROXY === undefined) notes.push('haproxy not installed: no HAProxy peer');
+
+  log('building anubis and the bench children (tsc)…');
+  build();
+  pinSelf(ctxBase.loadCpus);
+  const dir = mkdtempSync(join(tmpdir(), 'anubis-bench-'));
+  const ctx: BenchContext = { ...ctxBase, dir };
+  const startedAt = new Date().toISOString();
+  const machine = {
+    cpus,
+    node: spawnSync(options.node, ['--version'], { encoding: 'utf8' }).stdout.trim(),
+    nginx: versionOf(NGINX, ['-v']),
+    haproxy: versionOf(HAPROXY, ['-v']),
+    load: WRK !== undefined ? versionOf(WRK, ['-v']) : 'autocannon',
+    pinning: pinned
+      ? 'proxy on CPU 0; wrk, backends, bench on CPU 1; workers auto unpinned'
+      : 'none',
+  };
+  let results: BenchResults = { startedAt, quick: options.quick, machine, notes };
+  const autocannonScript = join(BUILD_DIR, 'bench/children/autocannon-load.js');
+  try {
+    if (options.sections.includes('throughput')) {
+      const cases =
+        options.cases.length === 0
+          ? THROUGHPUT_CASES
+          : THROUGHPUT_CASES.filter((c) => options.cases.includes(c.id));
+      results = {
+        ...results,
+        throughput: await runThroughput(ctx, {
+          durationS: options.durationS,
+          warmupS: options.warmupS,
+          repeats: options.repeats,
+          cases,
+          autocannonScript,
+          log,
+        }),
+      };
+    }
+    if (options.sections.includes('balancing')) {
+      results = {
+        ...results,
+        balancing: await runBalancing(ctx, {
+          durationS: options.balancingDurationS,
+          repeats: options.balancingRepeats,
+          connections: options.balancingConnections,
+          autocannonScript,
+          log,
+        }),
+      };
+    }
+    if (options.sections.includes('stream'))
+      results = { ...results, stream: await runStream(ctx, log) };
+    if (options.sections.includes('idle'))
+      results = { ...results, idle: await runIdle(ctx, options.idleConnections, log) };
+    if (options.sections.includes('pick'))
+      results = { ...results, pick: await runPick(options, notes) };
+    if (options.sections.includes('tcp'))
+      notes.push('TCP mode: not in this build of anubis yet; skipped');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  results = { ...results, finishedAt: new Date().toISOString() };
+  results = { ...results, targets: computeTargets(results) };
+  const resultsDir = join(ROOT, 'bench/results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(
+    resultsDir,
+    `${startedAt.replace(/[:.]/g, '-')}${options.quick ? '-quick' : ''}.json`,
+  );
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`${formatSummary(results)}\n\nresults: ${file}\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    log(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  },
+);

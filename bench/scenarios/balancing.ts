@@ -1,0 +1,177 @@
+/**
+ * Balancing quality: 4 Node backends answering after BASE_DELAY_MS, one of them degraded
+ * (10× the latency; in the second phase it also stalls for 300 ms of every 2 s). The same
+ * closed-loop load goes through anubis with each built-in strategy, nginx and HAProxy with
+ * their balancing methods, and the latency percentiles the clients see are compared.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { builtinStrategies } from '../../src/strategies/registry.js';
+import { runLoad, type LoadResult } from '../lib/load.js';
+import {
+  HAPROXY,
+  NGINX,
+  startAnubis,
+  startFastifyPeer,
+  startHaproxy,
+  startNginxProxy,
+  startNodeBackends,
+  type BenchContext,
+  type RunningPeer,
+} from '../lib/peers.js';
+import { interleave, spread, type Spread } from '../lib/stats.js';
+
+export const BASE_DELAY_MS = 2;
+export const DEGRADED_FACTOR = 10;
+
+export interface BalancingPeerResult {
+  readonly peer: string;
+  readonly p50Ms: Spread;
+  readonly p99Ms: Spread;
+  readonly p999Ms: Spread;
+  readonly rps: Spread;
+  readonly errors: number;
+  readonly runs: readonly LoadResult[];
+}
+
+export interface BalancingPhase {
+  readonly phase: 'slow' | 'stalls';
+  readonly title: string;
+  readonly peers: readonly BalancingPeerResult[];
+}
+
+export interface BalancingResult {
+  readonly baseDelayMs: number;
+  readonly degradedFactor: number;
+  readonly connections: number;
+  readonly nginxLeastTime: boolean;
+  readonly phases: readonly BalancingPhase[];
+}
+
+export interface BalancingOptions {
+  readonly durationS: number;
+  readonly repeats: number;
+  readonly connections: number;
+  readonly autocannonScript: string;
+  readonly log: (line: string) => void;
+}
+
+/** Whether the installed nginx accepts `least_time` (NGINX Plus, or open-source nginx ≥ 1.29). */
+function nginxHasLeastTime(ctx: BenchContext): boolean {
+  if (NGINX === undefined) return false;
+  const file = join(ctx.dir, 'nginx-least-time-test.conf');
+  writeFileSync(
+    file,
+    `error_log ${ctx.dir}/nginx-test.log;\npid ${ctx.dir}/nginx-test.pid;\nevents {}\nhttp { upstream u { least_time header; server 127.0.0.1:1; } }\n`,
+  );
+  const test = spawnSync(
+    NGINX,
+    ['-t', '-e', join(ctx.dir, 'nginx-test.log'), '-p', ctx.dir, '-c', file],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return test.status === 0;
+}
+
+async function startBalancers(
+  ctx: BenchContext,
+  backends: readonly string[],
+): Promise<RunningPeer[]> {
+  const peers: RunningPeer[] = [];
+  for (const name of builtinStrategies.keys()) {
+    peers.push(await startAnubis(ctx, `anubis ${name}`, backends, { workers: 1, strategy: name }));
+  }
+  if (NGINX !== undefined) {
+    peers.push(await startNginxProxy(ctx, 'nginx round-robin', backends, ''));
+    peers.push(await startNginxProxy(ctx, 'nginx least_conn', backends, 'least_conn'));
+    if (nginxHasLeastTime(ctx)) {
+      peers.push(await startNginxProxy(ctx, 'nginx least_time', backends, 'least_time header'));
+    }
+  }
+  if (HAPROXY !== undefined) {
+    peers.push(await startHaproxy(ctx, 'haproxy roundrobin', backends, 'roundrobin'));
+    peers.push(await startHaproxy(ctx, 'haproxy leastconn', backends, 'leastconn'));
+    peers.push(await startHaproxy(ctx, 'haproxy random(2)', backends, 'random(2)'));
+  }
+  peers.push(await startFastifyPeer(ctx, 'reply-from BalancedPool', backends));
+  return peers;
+}
+
+export async function runBalancing(
+  ctx: BenchContext,
+  options: BalancingOptions,
+): Promise<BalancingResult> {
+  const phases: BalancingPhase[] = [];
+  for (const phase of ['slow', 'stalls'] as const) {
+    const title =
+      phase === 'slow'
+        ? `1 of 4 backends ${DEGRADED_FACTOR}x slower (${BASE_DELAY_MS} ms vs ${BASE_DELAY_MS * DEGRADED_FACTOR} ms)`
+        : `same, and it stalls 300 ms of every 2 s`;
+    options.log(`balancing: ${title}`);
+    const backends = await startNodeBackends(
+      ctx,
+      [0, 1, 2, 3].map((i) => ({
+        delayMs: i === 3 ? BASE_DELAY_MS * DEGRADED_FACTOR : BASE_DELAY_MS,
+        degraded: i === 3,
+      })),
+      phase === 'stalls',
+    );
+    const peers: RunningPeer[] = [];
+    try {
+      peers.push(...(await startBalancers(ctx, backends.urls)));
+      // Warm-up: connection pools open and latency estimates get their first samples.
+      for (const peer of peers) {
+        await runLoad(
+          { url: `${peer.url}/small`, connections: options.connections, durationS: 1 },
+          ctx.loadCpus,
+          options.autocannonScript,
+        );
+      }
+      const runs = new Map<string, LoadResult[]>(peers.map((p) => [p.name, []]));
+      for (const peer of interleave(peers, options.repeats)) {
+        const result = await runLoad(
+          {
+            url: `${peer.url}/small`,
+            connections: options.connections,
+            durationS: options.durationS,
+            timeoutS: 10,
+          },
+          ctx.loadCpus,
+          options.autocannonScript,
+        );
+        runs.get(peer.name)?.push(result);
+        options.log(
+          `  ${peer.name.padEnd(24)} p50 ${result.latencyMs.p50.toFixed(2).padStart(7)} p99 ${result.latencyMs.p99.toFixed(2).padStart(7)} p99.9 ${result.latencyMs.p999.toFixed(2).padStart(7)} ms  ${result.rps.toFixed(0)} req/s`,
+        );
+      }
+      phases.push({
+        phase,
+        title,
+        peers: peers.map((p) => {
+          const list = runs.get(p.name) ?? [];
+          return {
+            peer: p.name,
+            p50Ms: spread(list.map((r) => r.latencyMs.p50)),
+            p99Ms: spread(list.map((r) => r.latencyMs.p99)),
+            p999Ms: spread(list.map((r) => r.latencyMs.p999)),
+            rps: spread(list.map((r) => r.rps)),
+            errors: list.reduce((n, r) => n + r.errors + r.badStatus, 0),
+            runs: list,
+          };
+        }),
+      });
+    } finally {
+      for (const peer of peers) await peer.proc.stop();
+      await backends.proc.stop();
+    }
+  }
+  return {
+    baseDelayMs: BASE_DELAY_MS,
+    degradedFactor: DEGRADED_FACTOR,
+    connections: options.connections,
+    nginxLeastTime: nginxHasLeastTime(ctx),
+    phases,
+  };
+}

@@ -1,0 +1,222 @@
+/**
+ * Memory: a 1 GiB body streamed through anubis in each direction (peak RSS of the anubis
+ * process from /proc/PID/status VmHWM), and 10,000 idle keep-alive client connections held
+ * open (RSS growth per connection, VmRSS before and after).
+ */
+import { request } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { startAnubis, startNodeBackends, type BenchContext } from '../lib/peers.js';
+import { readProcMemory } from '../lib/procs.js';
+
+const GiB = 1 << 30;
+
+export interface StreamResult {
+  readonly direction: 'download' | 'upload';
+  readonly bytes: number;
+  readonly seconds: number;
+  readonly mbps: number;
+  /** VmRSS of anubis before the transfer, MiB. */
+  readonly rssBeforeMiB: number;
+  /** VmHWM of anubis after the transfer, MiB (peak over its whole life). */
+  readonly peakRssMiB: number;
+}
+
+export interface IdleResult {
+  readonly requested: number;
+  /** Connections still open when RSS was read (anubis may close idle ones after its timeout). */
+  readonly open: number;
+  readonly rssBeforeMiB: number;
+  readonly rssAfterMiB: number;
+  readonly bytesPerConnection: number;
+  readonly fdLimit: number;
+  readonly seconds: number;
+}
+
+const mib = (kib: number | undefined): number => (kib === undefined ? Number.NaN : kib / 1024);
+
+/** Downloads `bytes` from url, counting; resolves with the count. Bounded by timeoutMs. */
+function download(url: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false }, (res) => {
+      let n = 0;
+      res.on('data', (chunk: Buffer) => (n += chunk.length));
+      res.on('end', () => resolve(n));
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error('download timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Uploads `bytes` (one reused 64 KiB chunk, with back-pressure); resolves with the count the backend saw. */
+function upload(url: string, bytes: number, timeoutMs: number): Promise<number> {
+  const chunk = Buffer.alloc(64 << 10, 120);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-length': bytes, 'content-type': 'application/octet-stream' },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(Number(body.trim())));
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error('upload timed out')));
+    req.on('error', reject);
+    let left = bytes;
+    const pump = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        left -= n;
+        if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+export async function runStream(
+  ctx: BenchContext,
+  log: (line: string) => void,
+): Promise<StreamResult[]> {
+  const backends = await startNodeBackends(ctx, [{ delayMs: 0, degraded: false }]);
+  const anubis = await startAnubis(ctx, 'anubis-stream', backends.urls, { workers: 1 });
+  try {
+    // A few small requests so the pools and JIT are warm before the baseline is read.
+    for (let i = 0; i < 20; i++) await download(`${anubis.url}/small`, 5_000);
+    const results: StreamResult[] = [];
+    for (const direction of ['download', 'upload'] as const) {
+      const before = readProcMemory(anubis.proc.pid);
+      const started = performance.now();
+      const bytes =
+        direction === 'download'
+          ? await download(`${anubis.url}/stream?bytes=${GiB}`, 120_000)
+          : await upload(`${anubis.url}/sink`, GiB, 120_000);
+      const seconds = (performance.now() - started) / 1_000;
+      const after = readProcMemory(anubis.proc.pid);
+      if (bytes !== GiB) throw new Error(`${direction}: ${bytes} bytes arrived, expected ${GiB}`);
+      const result: StreamResult = {
+        direction,
+        bytes,
+        seconds,
+        mbps: bytes / seconds / 1e6,
+        rssBeforeMiB: mib(before?.rssKiB),
+        peakRssMiB: mib(after?.hwmKiB),
+      };
+      log(
+        `stream 1 GiB ${direction}: ${result.mbps.toFixed(0)} MB/s, RSS before ${result.rssBeforeMiB.toFixed(1)} MiB, peak ${result.peakRssMiB.toFixed(1)} MiB`,
+      );
+      results.push(result);
+    }
+    return results;
+  } finally {
+    await anubis.proc.stop();
+    await backends.proc.stop();
+  }
+}
+
+/** Soft limit on open files of this process (from /proc/self/limits). */
+export function openFileLimit(): number {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(
+      readFileSync('/proc/self/limits', 'utf8'),
+    );
+    return line === null || line[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(line[1]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Opens one connection, sends one keep-alive GET, resolves once the answer is complete. */
+function openIdle(port: number, sockets: Socket[], closed: { count: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let seen = '';
+    const onData = (d: Buffer): void => {
+      seen += d.toString('latin1');
+      if (seen.endsWith('hello world\n')) {
+        socket.off('data', onData);
+        resolve();
+      }
+    };
+    socket.on('data', onData);
+    socket.once('connect', () => {
+      socket.write('GET /small HTTP/1.1\r\nHost: bench\r\n\r\n');
+    });
+    socket.once('error', reject);
+    socket.once('close', () => closed.count++);
+    socket.setTimeout(15_000, () => socket.destroy(new Error('idle connection setup timed out')));
+    sockets.push(socket);
+  });
+}
+
+export async function runIdle(
+  ctx: BenchContext,
+  count: number,
+  log: (line: string) => void,
+): Promise<IdleResult> {
+  const fdLimit = openFileLimit();
+  // This process holds the client ends: keep 200 descriptors for everything else.
+  const requested = Math.max(0, Math.min(count, fdLimit - 200));
+  if (requested < count)
+    log(`idle: open-file limit ${fdLimit} allows ${requested} of ${count} connections`);
+  const backends = await startNodeBackends(ctx, [{ delayMs: 0, degraded: false }]);
+  const anubis = await startAnubis(ctx, 'anubis-idle', backends.urls, { workers: 1 });
+  const sockets: Socket[] = [];
+  const closed = { count: 0 };
+  try {
+    const port = Number(new URL(anubis.url).port);
+    // Warm-up with the same request path, so the baseline includes JIT and pools.
+    for (let i = 0; i < 200; i++) await openIdle(port, sockets, closed);
+    for (const s of sockets.splice(0)) s.destroy();
+    await new Promise((r) => setTimeout(r, 500));
+    closed.count = 0;
+    const before = readProcMemory(anubis.proc.pid);
+    const started = performance.now();
+    const concurrency = 256;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < requested) {
+        next++;
+        await openIdle(port, sockets, closed);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const seconds = (performance.now() - started) / 1_000;
+    await new Promise((r) => setTimeout(r, 300));
+    const after = readProcMemory(anubis.proc.pid);
+    const open = requested - closed.count;
+    const bytesPerConnection =
+      before !== undefined && after !== undefined && open > 0
+        ? ((after.rssKiB - before.rssKiB) * 1024) / open
+        : Number.NaN;
+    const result: IdleResult = {
+      requested,
+      open,
+      rssBeforeMiB: mib(before?.rssKiB),
+      rssAfterMiB: mib(after?.rssKiB),
+      bytesPerConnection,
+      fdLimit,
+      seconds,
+    };
+    log(
+      `idle: ${open} of ${requested} connections open after ${seconds.toFixed(1)} s; RSS ${result.rssBeforeMiB.toFixed(1)} → ${result.rssAfterMiB.toFixed(1)} MiB = ${(bytesPerConnection / 1024).toFixed(1)} KiB per connection`,
+    );
+    return result;
+  } finally {
+    for (const s of sockets) s.destroy();
+    await anubis.proc.stop();
+    await backends.proc.stop();
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * Throughput and added latency: every peer in front of the same backend (nginx `return 200`
+ * when installed, else the Node backend), loaded by wrk (or autocannon) with a fixed number of
+ * connections. Runs are interleaved across peers (A B C A B C …) and summarised as medians.
+ */
+import { runLoad, type LoadResult, type LoadSpec } from '../lib/load.js';
+import {
+  HAPROXY,
+  NGINX,
+  startAnubis,
+  startFastifyPeer,
+  startHaproxy,
+  startHttpProxyPeer,
+  startNginxBackend,
+  startNginxProxy,
+  startNodeBackends,
+  type BenchContext,
+  type RunningBackends,
+  type RunningPeer,
+} from '../lib/peers.js';
+import { interleave, spread, type Spread } from '../lib/stats.js';
+
+export interface ThroughputCase {
+  readonly id: string;
+  readonly title: string;
+  readonly path: string;
+  readonly connections: number;
+  readonly method?: string;
+  readonly bodyBytes?: number;
+  readonly close?: boolean;
+  /** The headline figure: requests/s, or response MB/s for large bodies. */
+  readonly metric: 'rps' | 'mbps';
+}
+
+export const THROUGHPUT_CASES: readonly ThroughputCase[] = [
+  {
+    id: 'small-ka-50',
+    title: 'small GET, keep-alive, 50 conns',
+    path: '/small',
+    connections: 50,
+    metric: 'rps',
+  },
+  {
+    id: 'small-ka-256',
+    title: 'small GET, keep-alive, 256 conns',
+    path: '/small',
+    connections: 256,
+    metric: 'rps',
+  },
+  {
+    id: 'no-keepalive',
+    title: 'small GET, new connection per request, 50 conns',
+    path: '/small',
+    connections: 50,
+    close: true,
+    metric: 'rps',
+  },
+  {
+    id: 'post-64k',
+    title: '64 KiB POST, 50 conns',
+    path: '/post',
+    connections: 50,
+    method: 'POST',
+    bodyBytes: 64 << 10,
+    metric: 'rps',
+  },
+  {
+    id: 'get-1m',
+    title: '1 MiB responses, 16 conns',
+    path: '/1m',
+    connections: 16,
+    metric: 'mbps',
+  },
+];
+
+export interface PeerSummary {
+  readonly peer: string;
+  readonly rps: Spread;
+  readonly mbps: Spread;
+  readonly p50Ms: Spread;
+  readonly p99Ms: Spread;
+  readonly errors: number;
+  readonly badStatus: number;
+  readonly runs: readonly LoadResult[];
+}
+
+export interface CaseResult {
+  readonly id: string;
+  readonly title: string;
+  readonly metric: 'rps' | 'mbps';
+  readonly connections: number;
+  readonly peers: readonly PeerSummary[];
+}
+
+export interface ThroughputResult {
+  readonly backend: 'nginx' | 'node';
+  readonly peers: readonly string[];
+  readonly cases: readonly CaseResult[];
+}
+
+export interface ThroughputOptions {
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly repeats: number;
+  readonly cases: readonly ThroughputCase[];
+  readonly autocannonScript: string;
+  readonly log: (line: string) => void;
+}
+
+/** Starts every peer in front of one backend; the caller stops them. */
+async function startPeers(ctx: BenchContext, backend: string): Promise<RunningPeer[]> {
+  const peers: RunningPeer[] = [];
+  peers.push(await startAnubis(ctx, 'anubis-1w', [backend], { workers: 1 }));
+  peers.push(await startAnubis(ctx, 'anubis-auto', [backend], { workers: 'auto' }));
+  if (NGINX !== undefined) peers.push(await startNginxProxy(ctx, 'nginx-1w', [backend], ''));
+  if (HAPROXY !== undefined)
+    peers.push(await startHaproxy(ctx, 'haproxy-1t', [backend], 'roundrobin'));
+  peers.push(await startFastifyPeer(ctx, 'fastify-reply-from', [backend]));
+  peers.push(await startHttpProxyPeer(ctx, 'http-proxy', backend));
+  return peers;
+}
+
+export async function runThroughput(
+  ctx: BenchContext,
+  options: ThroughputOptions,
+): Promise<ThroughputResult> {
+  let backends: RunningBackends;
+  if (NGINX !== undefined) backends = await startNginxBackend(ctx);
+  else backends = await startNodeBackends(ctx, [{ delayMs: 0, degraded: false }]);
+  const backend = backends.urls[0] as string;
+  const peers: RunningPeer[] = [];
+  try {
+    peers.push(...(await startPeers(ctx, backend)));
+    const targets = [
+      { name: 'direct', url: backend },
+      ...peers.map((p) => ({ name: p.name, url: p.url })),
+    ];
+    const cases: CaseResult[] = [];
+    for (const testCase of options.cases) {
+      options.log(`throughput: ${testCase.title}`);
+      const spec = (url: string, durationS: number): LoadSpec => ({
+        url: `${url}${testCase.path}`,
+        connections: testCase.connections,
+        durationS,
+        ...(testCase.method !== undefined ? { method: testCase.method } : {}),
+        ...(testCase.bodyBytes !== undefined ? { bodyBytes: testCase.bodyBytes } : {}),
+        ...(testCase.close === true ? { close: true } : {}),
+      });
+      if (options.warmupS > 0) {
+        for (const target of targets)
+          await runLoad(spec(target.url, options.warmupS), ctx.loadCpus, options.autocannonScript);
+      }
+      const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
+      for (const target of interleave(targets, options.repeats)) {
+        const result = await runLoad(
+          spec(target.url, options.durationS),
+          ctx.loadCpus,
+          options.autocannonScript,
+        );
+        runs.get(target.name)?.push(result);
+        options.log(
+          `  ${target.name.padEnd(20)} ${result.rps.toFixed(0).padStart(8)} req/s ${result.mbps.toFixed(1).padStart(8)} MB/s  p99 ${result.latencyMs.p99.toFixed(2)} ms${result.errors + result.badStatus > 0 ? `  errors ${result.errors} bad ${result.badStatus}` : ''}`,
+        );
+      }
+      cases.push({
+        id: testCase.id,
+        title: testCase.title,
+        metric: testCase.metric,
+        connections: testCase.connections,
+        peers: targets.map((t) => summarizeRuns(t.name, runs.get(t.name) ?? [])),
+      });
+    }
+    return { backend: backends.kind, peers: targets.map((t) => t.name), cases };
+  } finally {
+    for (const peer of peers) await peer.proc.stop();
+    await backends.proc.stop();
+  }
+}
+
+export function summarizeRuns(peer: string, runs: readonly LoadResult[]): PeerSummary {
+  return {
+    peer,
+    rps: spread(runs.map((r) => r.rps)),
+    mbps: spread(runs.map((r) => r.mbps)),
+    p50Ms: spread(runs.map((r) => r.latencyMs.p50)),
+    p99Ms: spread(runs.map((r) => r.latencyMs.p99)),
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    badStatus: runs.reduce((n, r) => n + r.badStatus, 0),
+    runs,
+  };
+}
