@@ -203,7 +203,9 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
   private async resolve(): Promise<{ endpoints: Endpoint[]; ttlMs: number }> {
     if (this.config.type === 'srv') return this.resolveSrv();
     const result = await this.resolveHost(this.name, urlPort(this.url));
-    if (result.endpoints.length === 0) throw result.error ?? noRecords(this.name);
+    if (!result.answered || result.endpoints.length === 0) {
+      throw result.error ?? noRecords(this.name);
+    }
     return result;
   }
 
@@ -215,7 +217,9 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
     const targets = records.filter((r) => r.priority === best);
     const results = await Promise.all(targets.map((t) => this.resolveHost(t.name, t.port)));
     const endpoints = results.flatMap((r) => r.endpoints);
-    if (endpoints.length === 0) throw results.find((r) => r.error)?.error ?? noRecords(this.name);
+    if (endpoints.length === 0 || !results.some((r) => r.answered)) {
+      throw results.find((r) => r.error)?.error ?? noRecords(this.name);
+    }
     return { endpoints, ttlMs: Math.min(...results.map((r) => r.ttlMs)) };
   }
 
@@ -227,13 +231,19 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
   private async resolveHost(
     host: string,
     port: number,
-  ): Promise<{ endpoints: Endpoint[]; ttlMs: number; error: Error | undefined }> {
+  ): Promise<{
+    endpoints: Endpoint[];
+    ttlMs: number;
+    error: Error | undefined;
+    answered: boolean;
+  }> {
     const literal = isIP(host);
     if (literal !== 0) {
       return {
         endpoints: [{ host, address: host, port, family: literal as 4 | 6 }],
         ttlMs: this.config.interval,
         error: undefined,
+        answered: true,
       };
     }
     const families: (4 | 6)[] =
@@ -248,9 +258,12 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
     const endpoints: Endpoint[] = [];
     let ttlMs = this.config.interval;
     let error: Error | undefined;
+    // True once a server gave an answer (records, or "none of that type"), not an error.
+    let answered = false;
     answers.forEach((answer, index) => {
       const family = families[index] as 4 | 6;
       if (answer.status === 'fulfilled') {
+        answered = true;
         for (const record of answer.value) {
           endpoints.push({ host, address: record.address, port, family });
           ttlMs = Math.min(ttlMs, record.ttl * 1000);
@@ -259,13 +272,16 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
       }
       const reason = answer.reason as NodeJS.ErrnoException;
       error ??= reason;
-      if (NO_RECORDS.has(reason.code ?? '')) return;
+      if (NO_RECORDS.has(reason.code ?? '')) {
+        answered = true;
+        return;
+      }
       for (const kept of this.current.values()) {
         if (kept.host === host && kept.family === family && kept.port === port)
           endpoints.push(kept);
       }
     });
-    return { endpoints, ttlMs, error };
+    return { endpoints, ttlMs, error, answered };
   }
 
   /** Backend id of an endpoint: `<entry name or host>@<address>:<port>`. */
