@@ -184,3 +184,65 @@ export class TlsFileError extends AnubisError {
     this.file = file;
   }
 }
+
+/**
+ * A request to the admin API was refused: malformed input (400), missing or wrong token
+ * (401), unknown pool or backend (404), a change that conflicts with the current state (409),
+ * a feature the pool's strategy does not offer (501). `code` says which.
+ */
+export class AdminRequestError extends AnubisError {
+  constructor(
+    code:
+      | 'ANUBIS_ADMIN_BAD_REQUEST'
+      | 'ANUBIS_ADMIN_UNAUTHORIZED'
+      | 'ANUBIS_ADMIN_NOT_FOUND'
+      | 'ANUBIS_ADMIN_CONFLICT'
+      | 'ANUBIS_ADMIN_UNSUPPORTED',
+    message: string,
+  ) {
+    const status = {
+      ANUBIS_ADMIN_BAD_REQUEST: 400,
+      ANUBIS_ADMIN_UNAUTHORIZED: 401,
+      ANUBIS_ADMIN_NOT_FOUND: 404,
+      ANUBIS_ADMIN_CONFLICT: 409,
+      ANUBIS_ADMIN_UNSUPPORTED: 501,
+    }[code];
+    super(code, message, { status });
+  }
+}
+
+/** A reload was asked of a load balancer that has no configuration file to re-read. */
+export class ReloadUnavailableError extends AnubisError {
+  constructor() {
+    super(
+      'ANUBIS_RELOAD_UNAVAILABLE',
+      'nothing to reload: this load balancer was not started from a configuration file',
+      { status: 409 },
+    );
+  }
+}
+
+/** The request body is larger than the pool's `maxBodySize`. */
+export class BodyTooLargeError extends AnubisError {
+  constructor(max: number) {
+    super('ANUBIS_BODY_TOO_LARGE', `request body larger than ${max} bytes`, { status: 413 });
+  }
+}
+
+/** Every backend of the pool is at `concurrency.maxPerBackend` and the queue is full. */
+export class QueueFullError extends AnubisError {
+  constructor(pool: string) {
+    super('ANUBIS_QUEUE_FULL', `every backend of pool ${pool} is busy and its queue is full`, {
+      status: 503,
+    });
+  }
+}
+
+/** A request waited longer than `concurrency.queueTimeout` for a free backend. */
+export class QueueTimeoutError extends AnubisError {
+  constructor(pool: string) {
+    super('ANUBIS_QUEUE_TIMEOUT', `no backend of pool ${pool} became free in time`, {
+      status: 503,
+    });
+  }
+}

@@ -60,6 +60,9 @@ export interface PoolsView {
   readonly pools: readonly PoolView[];
 }
 
+/** A snapshot younger than this answers an API request; an older one is refreshed first. */
+const FRESH_MS = 50;
+
 export interface SamplerOptions {
   readonly intervalMs?: number;
   readonly windowMs?: number;
@@ -104,7 +107,19 @@ export class Sampler {
     const pending = this.take().then(
       (snapshot) => {
         this.pending = undefined;
-        this.ring.push(snapshot);
+        // On-demand samples between two ticks replace the newest one, so the ring keeps
+        // roughly one snapshot per interval however often the API is called.
+        const newest = this.ring[this.ring.length - 1];
+        const previous = this.ring[this.ring.length - 2];
+        if (
+          newest !== undefined &&
+          previous !== undefined &&
+          newest.at - previous.at < this.intervalMs / 2
+        ) {
+          this.ring[this.ring.length - 1] = snapshot;
+        } else {
+          this.ring.push(snapshot);
+        }
         if (this.ring.length > this.keep) this.ring.shift();
         return snapshot;
       },
@@ -117,9 +132,11 @@ export class Sampler {
     return pending;
   }
 
-  /** The newest snapshot, taking one if none exists yet. */
-  async latest(): Promise<Snapshot> {
-    return this.ring[this.ring.length - 1] ?? this.sample();
+  /** The newest snapshot, taking a new one if it is older than `freshMs`. */
+  async latest(freshMs = FRESH_MS): Promise<Snapshot> {
+    const newest = this.ring[this.ring.length - 1];
+    if (newest !== undefined && Date.now() - newest.at <= freshMs) return newest;
+    return this.sample();
   }
 
   /** Live view: the newest snapshot with rates over the window. */

@@ -9,6 +9,7 @@
  * backend is reported healthy only when every worker sees it healthy (`healthyWorkers` says
  * how many do).
  */
+import type { Server } from 'node:net';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Backend } from '../upstream/backend.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -57,6 +58,13 @@ export interface Snapshot {
   /** Worker processes merged into this snapshot (1 without cluster). */
   readonly workers: number;
   readonly pools: readonly PoolSnapshot[];
+  /** Open client connections per listener address. */
+  readonly listeners: readonly ListenerSnapshot[];
+}
+
+export interface ListenerSnapshot {
+  readonly address: string;
+  readonly connections: number;
 }
 
 /** Optional numeric backend fields read when they exist (written by health/retry code). */
@@ -112,13 +120,22 @@ export function snapshotPool(pool: UpstreamPool): PoolSnapshot {
   };
 }
 
+function openConnections(server: Server): Promise<number> {
+  return new Promise((resolve) => {
+    server.getConnections((error, count) => resolve(error === null ? count : 0));
+  });
+}
+
 /** Snapshot of a load balancer running in this process. */
-export function takeSnapshot(balancer: LoadBalancer): Snapshot {
-  return {
-    at: Date.now(),
-    workers: 1,
-    pools: [...balancer.pools.values()].map(snapshotPool),
-  };
+export async function takeSnapshot(balancer: LoadBalancer): Promise<Snapshot> {
+  const pools = [...balancer.pools.values()].map(snapshotPool);
+  const listeners = await Promise.all(
+    balancer.listeners.map(async (l) => ({
+      address: l.addressText,
+      connections: await openConnections(l.server),
+    })),
+  );
+  return { at: Date.now(), workers: 1, pools, listeners };
 }
 
 function addArrays(a: readonly number[], b: readonly number[]): number[] {
@@ -182,9 +199,16 @@ export function mergeSnapshots(snapshots: readonly Snapshot[]): Snapshot {
       }
     }
   }
+  const connections = new Map<string, number>();
+  for (const snapshot of snapshots) {
+    for (const l of snapshot.listeners) {
+      connections.set(l.address, (connections.get(l.address) ?? 0) + l.connections);
+    }
+  }
   return {
     at: Date.now(),
     workers: snapshots.reduce((n, s) => n + s.workers, 0),
+    listeners: [...connections].map(([address, count]) => ({ address, connections: count })),
     pools: [...pools.values()].map(({ pool, backends }) => ({
       ...pool,
       backends: [...backends.values()],
