@@ -117,10 +117,17 @@ export function buildRequestHeaders(
   let forwardedProto: string | undefined;
   let forwardedHost: string | undefined;
   let host: string | undefined;
+  let authority: string | undefined;
   let via: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     const value = rawHeaders[i + 1] as string;
+    // HTTP/2 pseudo-headers (:method, :path, :scheme, :authority) are not headers in
+    // HTTP/1.1; :authority becomes Host when the client sent none (RFC 9113 §8.3.1).
+    if (name.charCodeAt(0) === 58 /* ':' */) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
     const lower = name.toLowerCase();
     if (REQUEST_DROPPED.has(lower)) {
       switch (lower) {
@@ -145,6 +152,10 @@ export function buildRequestHeaders(
     if (extra?.has(lower) === true) continue;
     if (lower === 'host') host = value;
     out.push(name, value);
+  }
+  if (host === undefined && authority !== undefined) {
+    host = authority;
+    out.push('host', authority);
   }
   const trusted = info.peerTrusted;
   out.push(

@@ -30,7 +30,8 @@ import type { UpstreamPool } from '../upstream/pool.js';
 import { normalizeAddress } from './headers.js';
 
 export interface TcpProxyOptions {
-  readonly pool: UpstreamPool;
+  /** Read per connection, so a reload may switch it (setPool). */
+  pool: UpstreamPool;
   /** Close a connection after this long without a byte either way; 0 disables. */
   readonly idleTimeoutMs: number;
   /** Backends tried per client connection when connecting fails (first try included). */
@@ -59,7 +60,7 @@ export class TcpProxy {
   connectFailures = 0;
 
   constructor(options: TcpProxyOptions) {
-    this.options = options;
+    this.options = { ...options };
   }
 
   /** The `connection` listener of a net.Server created with pauseOnConnect and allowHalfOpen. */
@@ -69,6 +70,11 @@ export class TcpProxy {
     this.sessions.add(session);
     session.start();
   };
+
+  /** New connections go to `pool` (reload); open ones stay with their backend. */
+  setPool(pool: UpstreamPool): void {
+    this.options.pool = pool;
+  }
 
   /** Destroys every open session (end of a drain). */
   destroyAll(): void {

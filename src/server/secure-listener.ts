@@ -72,6 +72,8 @@ export interface SecureListenerOptions {
 export interface ClientListener {
   /** The socket server (emits 'connection' for every accepted TCP connection). */
   readonly server: Server;
+  /** `host:port` as configured. */
+  readonly addressText: string;
   listen(): Promise<AddressInfo>;
   boundAddress(): AddressInfo;
   close(drainMs?: number): Promise<void>;
@@ -81,7 +83,10 @@ type HttpLikeServer = ReturnType<typeof createHttpServer> | ReturnType<typeof cr
 
 export class SecureListener implements ClientListener {
   readonly server: Server;
+  /** `host:port` as configured (the key a reload matches listeners by). */
+  readonly addressText: string;
   private readonly address: ListenAddress;
+  private onRequest: RequestHandler;
   private readonly certificates: ListenerCertificates | undefined;
   /** Servers that parse HTTP/1.1 (the listening one, or the h2c sniffer's target). */
   private readonly http1: HttpLikeServer | Http2SecureServer | undefined;
@@ -90,8 +95,11 @@ export class SecureListener implements ClientListener {
 
   constructor(options: SecureListenerOptions) {
     this.address = options.address;
+    this.addressText = formatAddress(options.address.host, options.address.port);
     this.certificates = options.certificates;
-    const onRequest = options.onRequest;
+    this.onRequest = options.onRequest;
+    // One indirection so a reload can hand new requests to a new proxy (setRequestHandler).
+    const onRequest: RequestHandler = (req, res) => this.onRequest(req, res);
     const http1Options = {
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
       headersTimeout: options.headersTimeoutMs ?? 30_000,
@@ -151,6 +159,11 @@ export class SecureListener implements ClientListener {
     });
   }
 
+  /** Sends requests that arrive from now on to `onRequest` (reload); in-flight ones continue. */
+  setRequestHandler(onRequest: RequestHandler): void {
+    this.onRequest = onRequest;
+  }
+
   /** Names the certificates serve (TLS listeners), for logs. */
   get servernames(): readonly string[] {
     return this.certificates?.names ?? [];
@@ -164,6 +177,15 @@ export class SecureListener implements ClientListener {
   async reloadCertificates(tls: ListenerTlsConfig, baseDir: string): Promise<void> {
     if (this.certificates === undefined) return;
     await this.certificates.reload(tls, baseDir, this.server as unknown as Http2SecureServer);
+  }
+
+  /**
+   * Reads the certificate files and returns the function that installs them (reload: check
+   * everything first, then commit). Rejects with TlsFileError, changing nothing.
+   */
+  async prepareCertificates(tls: ListenerTlsConfig, baseDir: string): Promise<() => void> {
+    if (this.certificates === undefined) return () => {};
+    return this.certificates.prepare(tls, baseDir, this.server as unknown as Http2SecureServer);
   }
 
   listen(): Promise<AddressInfo> {

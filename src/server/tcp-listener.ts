@@ -24,12 +24,15 @@ export interface TcpListenerOptions {
 export class TcpListener implements ClientListener {
   readonly server: Server;
   readonly proxy: TcpProxy;
+  /** `host:port` as configured (the key a reload matches listeners by). */
+  readonly addressText: string;
   /** Connections closed at accept because `maxConnections` were open. */
   refused = 0;
   private readonly address: ListenAddress;
 
   constructor(options: TcpListenerOptions) {
     this.address = options.address;
+    this.addressText = formatAddress(options.address.host, options.address.port);
     this.proxy = options.proxy;
     this.server = createServer(
       { pauseOnConnect: true, allowHalfOpen: true, noDelay: true },

@@ -196,8 +196,22 @@ export class ListenerCertificates {
     baseDir: string,
     server: SecureContextHolder,
   ): Promise<void> {
+    (await this.prepare(tls, baseDir, server))();
+  }
+
+  /**
+   * Reads `tls` and returns the function that installs it (for a reload that first checks
+   * everything, then commits). Rejects, changing nothing, if a file cannot be read or used.
+   */
+  async prepare(
+    tls: ListenerTlsConfig,
+    baseDir: string,
+    server: SecureContextHolder,
+  ): Promise<() => void> {
     const next = await loadCertificateSet(tls, this.listenerIndex, baseDir);
-    server.setSecureContext(next.defaults);
-    this.current = next;
+    return () => {
+      server.setSecureContext(next.defaults);
+      this.current = next;
+    };
   }
 }

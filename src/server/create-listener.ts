@@ -1,0 +1,87 @@
+/**
+ * Builds the listeners that are not a plain HTTP/1.1 reverse proxy: TLS (HTTPS and HTTP/2),
+ * cleartext h2c, redirect-to-HTTPS, and TCP mode. Plain HTTP listeners stay with the caller
+ * (`createSpecialListener` returns undefined for them), so the common path is untouched.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import { TcpProxy } from '../proxy/tcp-proxy.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+import { HttpListener } from './http-listener.js';
+import { createHttpsRedirect } from './https-redirect.js';
+import { SecureListener } from './secure-listener.js';
+import { TcpListener } from './tcp-listener.js';
+import { ListenerCertificates, loadCertificateSet } from './tls-certificates.js';
+
+type ListenerConfig = Config['listeners'][number];
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Any client listener the load balancer runs. */
+export type AnyListener = HttpListener | SecureListener | TcpListener;
+
+export interface SpecialListenerContext {
+  /** Position in `listeners` (names the listener in TLS file errors). */
+  readonly index: number;
+  /** The listener's pool (undefined only for redirect listeners). */
+  readonly pool: UpstreamPool | undefined;
+  /** Resolves relative certificate paths (the configuration file's directory). */
+  readonly baseDir: string;
+  readonly logger: Logger;
+  /** The HTTP proxy's request handler for this pool, given how clients reach anubis. */
+  readonly httpHandler: (protocol: 'http' | 'https') => RequestHandler;
+}
+
+/** Whether a listener needs createSpecialListener (anything but plain HTTP/1.1). */
+export function isSpecialListener(config: ListenerConfig): boolean {
+  return (
+    config.mode === 'tcp' ||
+    config.tls !== undefined ||
+    config.http2 === true ||
+    config.redirectToHttps !== undefined
+  );
+}
+
+/**
+ * The listener for a TLS, h2c, redirect or TCP listener configuration; undefined for a
+ * plain HTTP/1.1 listener. Reads certificate files (rejects with TlsFileError).
+ */
+export async function createSpecialListener(
+  config: ListenerConfig,
+  context: SpecialListenerContext,
+): Promise<AnyListener | undefined> {
+  if (!isSpecialListener(config)) return undefined;
+  if (config.mode === 'tcp') {
+    const tcp = config.tcp ?? { idleTimeout: 600_000, maxConnections: 0, connectAttempts: 3 };
+    const proxy = new TcpProxy({
+      pool: context.pool as UpstreamPool,
+      idleTimeoutMs: tcp.idleTimeout,
+      connectAttempts: tcp.connectAttempts,
+      logger: context.logger,
+    });
+    return new TcpListener({
+      address: config.address,
+      proxy,
+      maxConnections: tcp.maxConnections,
+    });
+  }
+  if (config.redirectToHttps !== undefined) {
+    const port = config.redirectToHttps === true ? 443 : config.redirectToHttps.port;
+    return new HttpListener({ address: config.address, onRequest: createHttpsRedirect(port) });
+  }
+  const certificates =
+    config.tls === undefined
+      ? undefined
+      : new ListenerCertificates(
+          await loadCertificateSet(config.tls, context.index, context.baseDir),
+          context.index,
+        );
+  return new SecureListener({
+    address: config.address,
+    onRequest: context.httpHandler(certificates === undefined ? 'http' : 'https'),
+    certificates,
+    // HTTP/2 is on by default with TLS, off (h2c) without.
+    http2: config.http2 ?? certificates !== undefined,
+  });
+}
