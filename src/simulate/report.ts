@@ -74,6 +74,18 @@ function logTicks(lo: number, hi: number): number[] {
   return ticks;
 }
 
+/** The largest 1, 2 or 5 × 10^k not above `v`. */
+function niceBelow(v: number): number {
+  const base = 10 ** Math.floor(Math.log10(v));
+  return [5, 2, 1].map((m) => m * base).find((c) => c <= v) ?? base;
+}
+
+/** The smallest 1, 2 or 5 × 10^k not below `v`. */
+function niceAbove(v: number): number {
+  const base = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 5, 10].map((m) => m * base).find((c) => c >= v) ?? 10 * base;
+}
+
 function tickLabel(ms: number): string {
   return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
 }
@@ -81,8 +93,9 @@ function tickLabel(ms: number): string {
 function latencyCdfChart(runs: readonly RunSummary[]): string {
   const f: Frame = { width: 760, height: 380, left: 56, right: 16, top: 16, bottom: 44 };
   const all = runs.flatMap((r) => r.cdf.map(([ms]) => ms));
-  const lo = Math.max(0.1, Math.min(...all, 1));
-  const hi = Math.max(lo * 10, ...all);
+  // The axis spans the samples, widened to 1-2-5 steps: [niceBelow(min), niceAbove(max)].
+  const lo = niceBelow(Math.max(0.1, all.length === 0 ? 1 : Math.min(...all)));
+  const hi = niceAbove(Math.max(lo * 10, ...all));
   const logLo = Math.log10(lo);
   const logHi = Math.log10(hi);
   const x = (ms: number): number =>
@@ -95,10 +108,10 @@ function latencyCdfChart(runs: readonly RunSummary[]): string {
       `<text class="tick" x="${x(t).toFixed(2)}" y="${f.top + plotHeight(f) + 16}" text-anchor="middle">${tickLabel(t)}</text>`,
     );
   }
-  for (const q of [0, 0.25, 0.5, 0.75, 0.9, 0.99, 1]) {
+  for (const q of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
     grid.push(
       `<line class="grid" x1="${f.left}" x2="${f.left + plotWidth(f)}" y1="${y(q).toFixed(2)}" y2="${y(q).toFixed(2)}"/>`,
-      `<text class="tick" x="${f.left - 6}" y="${(y(q) + 4).toFixed(2)}" text-anchor="end">${q === 0.99 ? 'p99' : q === 0.9 ? 'p90' : `${q * 100}%`}</text>`,
+      `<text class="tick" x="${f.left - 6}" y="${(y(q) + 4).toFixed(2)}" text-anchor="end">${q === 0.9 ? 'p90' : `${q * 100}%`}</text>`,
     );
   }
   const series = runs.map((run, i) => {

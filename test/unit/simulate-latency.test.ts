@@ -20,11 +20,11 @@ function samples(latency: Latency, n: number, seed = 42): Float64Array {
 
 function latency(text: string): Latency {
   const parsed = parseLatency(text);
-  assert.notEqual(typeof parsed, 'string', String(parsed));
+  assert.notEqual(typeof parsed, 'string', typeof parsed === 'string' ? parsed : '');
   return parsed as Latency;
 }
 
-test('the generator is deterministic per seed and per stream, and uniform', () => {
+void test('the generator is deterministic per seed and per stream, and uniform', () => {
   const a = createRandom(deriveSeed(7, 1));
   const b = createRandom(deriveSeed(7, 1));
   const c = createRandom(deriveSeed(7, 2));
@@ -53,13 +53,13 @@ test('the generator is deterministic per seed and per stream, and uniform', () =
   for (const count of buckets) assert.ok(Math.abs(count - 10_000) < 300, `bucket ${count}`);
 });
 
-test('fixed latency is exact', () => {
+void test('fixed latency is exact', () => {
   const s = samples(latency('20ms'), 100);
   assert.equal(s[0], 20);
   assert.equal(s[99], 20);
 });
 
-test('normal latency has the given mean and standard deviation, never below 0', () => {
+void test('normal latency has the given mean and standard deviation, never below 0', () => {
   const s = samples(latency('200ms±50ms'), 50_000);
   const mean = s.reduce((sum, x) => sum + x, 0) / s.length;
   const sd = Math.sqrt(s.reduce((sum, x) => sum + (x - mean) ** 2, 0) / s.length);
@@ -69,7 +69,7 @@ test('normal latency has the given mean and standard deviation, never below 0', 
   assert.equal(wide[0], 0, 'clamped at 0');
 });
 
-test('log-normal latency has the given median and 99th percentile, capped at the maximum', () => {
+void test('log-normal latency has the given median and 99th percentile, capped at the maximum', () => {
   const s = samples(latency('50ms~400ms'), 100_000);
   const median = percentile(s, 0.5);
   const p99 = percentile(s, 0.99);
@@ -79,7 +79,7 @@ test('log-normal latency has the given median and 99th percentile, capped at the
   assert.equal(huge[huge.length - 1], MAX_LATENCY_MS);
 });
 
-test('request paths are the same for the same seed and cover the key space', () => {
+void test('request paths are the same for the same seed and cover the key space', () => {
   const a = requestPaths(5, 5000);
   assert.deepEqual(requestPaths(5, 5000), a);
   assert.notDeepEqual(requestPaths(6, 5000), a);
@@ -87,7 +87,7 @@ test('request paths are the same for the same seed and cover the key space', () 
   assert.ok(new Set(a).size > KEY_SPACE * 0.9);
 });
 
-test('percentile is nearest rank', () => {
+void test('percentile is nearest rank', () => {
   const s = Float64Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   assert.equal(percentile(s, 0.5), 5);
   assert.equal(percentile(s, 0.9), 9);
@@ -96,7 +96,7 @@ test('percentile is nearest rank', () => {
   assert.equal(percentile(new Float64Array(0), 0.5), 0);
 });
 
-test('summarize: latencies of successful answers only, shares, CDF and shares over time', () => {
+void test('summarize: latencies of successful answers only, shares, CDF and shares over time', () => {
   // 3 backends; 9 answers over 900 ms (3 per backend, backend 2 only in the first third)
   // and one error.
   const backend = Int16Array.from([0, 1, 2, 0, 1, 2, 0, 1, 0, -1]);

@@ -27,7 +27,7 @@ function issuesOf(fn: () => unknown): string[] {
   assert.fail('expected an error');
 }
 
-test('the default backends: numbered duplicate names, fixed and normal latencies', () => {
+void test('the default backends: numbered duplicate names, fixed and normal latencies', () => {
   const scenario = fromFlag(DEFAULT_BACKENDS);
   assert.deepEqual(
     scenario.backends.map((b) => b.id),
@@ -43,7 +43,7 @@ test('the default backends: numbered duplicate names, fixed and normal latencies
   assert.equal(scenario.timeLimitMs, 30_000);
 });
 
-test('the grammar: +- for ±, log-normal, changes over time, death, unnamed backends', () => {
+void test('the grammar: +- for ±, log-normal, changes over time, death, unnamed backends', () => {
   const scenario = fromFlag(
     '200ms+-50ms, tail:50ms~400ms, aging:20ms>200ms@10s>1s~3s@20s, dying:20ms>down@1.5s',
   );
@@ -70,7 +70,7 @@ test('the grammar: +- for ±, log-normal, changes over time, death, unnamed back
   ]);
 });
 
-test('the YAML object forms mean the same as the text forms', () => {
+void test('the YAML object forms mean the same as the text forms', () => {
   const scenario = validateScenario(
     {
       seed: 9,
@@ -102,7 +102,7 @@ test('the YAML object forms mean the same as the text forms', () => {
   assert.deepEqual(scenario.strategies, [{ name: 'round-robin', options: {} }]);
 });
 
-test('bad latencies and times name the key path, what was expected and what was found', () => {
+void test('bad latencies and times name the key path, what was expected and what was found', () => {
   assert.match(
     issuesOf(() => fromFlag('a:20ms,b:20xs'))[0] as string,
     /^backends\[1\]\.latency: expected a latency such as 20ms.*found "20xs"/,
@@ -133,7 +133,7 @@ test('bad latencies and times name the key path, what was expected and what was 
   );
 });
 
-test('bad YAML scenarios name the key path', () => {
+void test('bad YAML scenarios name the key path', () => {
   const issues = issuesOf(() =>
     validateScenario(
       {
@@ -172,12 +172,12 @@ test('bad YAML scenarios name the key path', () => {
   );
 });
 
-test('a malformed --backends step is a usage error', () => {
+void test('a malformed --backends step is a usage error', () => {
   assert.throws(() => parseBackendsFlag('a:20ms>200ms'), UsageError);
   assert.throws(() => parseBackendsFlag('a:20ms,,b:1ms'), /backend 2 .*found nothing/);
 });
 
-test('the default comparison is the preferred strategies the registry has, round robin first', () => {
+void test('the default comparison is the preferred strategies the registry has, round robin first', () => {
   const names = defaultStrategies().map((s) => s.name);
   assert.equal(names[0], 'round-robin');
   for (const name of names) assert.ok(builtinStrategies.has(name));
