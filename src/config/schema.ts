@@ -8,7 +8,9 @@
  */
 import { z } from 'zod';
 import { checkListeners } from './listener-rules.js';
+import { isProvidedStrategy, providedName, type ProvidedStrategy } from '../strategies/provided.js';
 import { adminSchema, checkAdminAddress } from './admin-schema.js';
+import { concurrencySchema, healthSchema, retrySchema } from './health-schema.js';
 import { cidrError, parseDuration, parseListenAddress, parseSize } from './units.js';
 
 export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -185,21 +187,43 @@ export const backendSchema = z.strictObject({
   weight: z.number().int().min(1).max(10_000).default(1),
   /** Display name for logs, metrics and the admin API; defaults to the URL's host:port. */
   name: z.string().min(1).max(200).optional(),
+  /** A backup backend takes requests only when every primary backend is down. */
+  backup: z.boolean().default(false),
   /** DNS discovery of this entry (see discoverySchema); default: on for host names. */
   discovery: discoverySchema.optional(),
 });
 
 /**
  * A strategy is a name (`round-robin`), a path to a custom strategy module
- * (`./my-strategy.ts`), or an object `{ name, ...options }`.
+ * (`./my-strategy.ts`), or an object `{ name, ...options }`. From the library API (a config
+ * object, never YAML) it may also be a Strategy object or a factory function, directly or as
+ * `{ name, factory, ...options }`; it is then carried as `provided` (src/strategies/create.ts).
  */
+const providedStrategy = z.custom<ProvidedStrategy>(isProvidedStrategy, {
+  message: 'a Strategy object or a strategy factory function (library API)',
+});
+
+/** A pool's strategy setting after parsing. */
+export interface StrategySetting {
+  readonly name: string;
+  options: Record<string, unknown>;
+  /** The Strategy object or factory given through the library API. */
+  readonly provided?: ProvidedStrategy;
+}
+
+function toStrategySetting(value: string | ProvidedStrategy | { name: string }): StrategySetting {
+  if (typeof value === 'string') return { name: value, options: {} };
+  if (isProvidedStrategy(value)) return { name: providedName(value), options: {}, provided: value };
+  const { name, factory, ...options } = value as { name: string; factory?: unknown };
+  if (typeof factory === 'function') {
+    return { name, options, provided: factory as ProvidedStrategy };
+  }
+  return { name, options: factory === undefined ? options : { ...options, factory } };
+}
+
 export const strategySchema = z
-  .union([z.string().min(1), z.looseObject({ name: z.string().min(1) })])
-  .transform((value) => {
-    if (typeof value === 'string') return { name: value, options: {} };
-    const { name, ...options } = value;
-    return { name, options: options };
-  });
+  .union([providedStrategy, z.string().min(1), z.looseObject({ name: z.string().min(1) })])
+  .transform(toStrategySetting);
 
 export const timeoutsSchema = z.strictObject({
   /** Establishing the TCP (and TLS) connection to a backend. */
@@ -220,6 +244,14 @@ export const poolSchema = z.strictObject({
   keepAliveTimeout: duration.default(4_000),
   /** Add an `X-Anubis-Backend` response header naming the backend that served the request. */
   exposeBackendHeader: z.boolean().default(false),
+  /** Largest request body accepted for this pool (413 beyond); 0 = no limit. */
+  maxBodySize: byteSize.default(0),
+  /** Active and passive health, panic threshold, slow start (docs/health.md). */
+  health: healthSchema.prefault({}),
+  /** Retries on another backend (docs/health.md). */
+  retry: retrySchema.prefault({}),
+  /** Max concurrent requests per backend and the queue when all are full. */
+  concurrency: concurrencySchema.prefault({}),
   /** TLS options for the pool's https:// backends (a backend's own `tls` wins). */
   tls: backendTlsSchema.optional(),
 });
@@ -272,8 +304,65 @@ export const tcpListenerSchema = z.strictObject({
   connectAttempts: z.number().int().min(1).max(10).default(3),
 });
 
+/**
+ * Client-side limits of a listener (src/server/request-guard.ts, src/server/http-listener.ts;
+ * docs/security.md). The top-level `limits` sets defaults; a listener's `limits` overrides
+ * single keys.
+ */
+const limitFields = {
+  /** Longest request target (path and query); longer ones are answered 414. */
+  maxUriLength: byteSize,
+  /** Largest header block (`name: value` lines, without the request line); 431 beyond. */
+  maxHeaderSize: byteSize,
+  /** Most header fields in one request; 431 beyond. */
+  maxHeaderCount: z.number().int().min(1).max(10_000),
+  /** Time a client has to send a request's headers (slowloris); 408 and close after it. */
+  headersTimeout: duration.refine((ms) => ms >= 100, { message: 'expected at least 100ms' }),
+  /** Idle time allowed on a client keep-alive connection between two requests. */
+  keepAliveTimeout: duration,
+  /** Time a client has to send a whole request, body included; 0 disables it. */
+  requestTimeout: duration,
+  /** Concurrent client connections per listener; beyond it new ones get 503 and are closed. */
+  maxConnections: z.number().int().min(1).max(1_000_000),
+};
+
+export const DEFAULT_LIMITS = {
+  maxUriLength: 8 * 1024,
+  maxHeaderSize: 16 * 1024,
+  maxHeaderCount: 100,
+  headersTimeout: 10_000,
+  keepAliveTimeout: 5_000,
+  requestTimeout: 0,
+  maxConnections: 10_000,
+};
+
+export const limitsSchema = z.strictObject({
+  maxUriLength: limitFields.maxUriLength.default(DEFAULT_LIMITS.maxUriLength),
+  maxHeaderSize: limitFields.maxHeaderSize.default(DEFAULT_LIMITS.maxHeaderSize),
+  maxHeaderCount: limitFields.maxHeaderCount.default(DEFAULT_LIMITS.maxHeaderCount),
+  headersTimeout: limitFields.headersTimeout.default(DEFAULT_LIMITS.headersTimeout),
+  keepAliveTimeout: limitFields.keepAliveTimeout.default(DEFAULT_LIMITS.keepAliveTimeout),
+  requestTimeout: limitFields.requestTimeout.default(DEFAULT_LIMITS.requestTimeout),
+  maxConnections: limitFields.maxConnections.default(DEFAULT_LIMITS.maxConnections),
+});
+
+/** A listener's own `limits`: any subset of the keys, the rest comes from the top level. */
+export const limitsOverrideSchema = z.strictObject({
+  maxUriLength: limitFields.maxUriLength.optional(),
+  maxHeaderSize: limitFields.maxHeaderSize.optional(),
+  maxHeaderCount: limitFields.maxHeaderCount.optional(),
+  headersTimeout: limitFields.headersTimeout.optional(),
+  keepAliveTimeout: limitFields.keepAliveTimeout.optional(),
+  requestTimeout: limitFields.requestTimeout.optional(),
+  maxConnections: limitFields.maxConnections.optional(),
+});
+
+export type LimitsConfig = z.output<typeof limitsSchema>;
+
 export const listenerSchema = z.strictObject({
   address: listenAddress,
+  /** Client-side limits of this listener (override the top-level `limits`). */
+  limits: limitsOverrideSchema.optional(),
   /** Pool serving this listener (not needed when it only redirects to HTTPS). */
   pool: z.string().min(1).optional(),
   /** `http` (a reverse proxy) or `tcp` (layer 4: each connection piped to a backend). */
@@ -315,6 +404,8 @@ export const configSchema = z
      * from anyone else they are replaced by what anubis sees on the socket.
      */
     trustedProxies: z.array(cidr).default([]),
+    /** Default client-side limits of every listener (docs/security.md). */
+    limits: limitsSchema.default(DEFAULT_LIMITS),
     listeners: z.array(listenerSchema).min(1),
     pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), poolSchema),
     /** The admin API, /metrics and dashboard listener (off when absent). */

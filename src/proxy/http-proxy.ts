@@ -17,10 +17,13 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import {
   ClientAbortedError,
   NoBackendError,
+  QueueFullError,
+  QueueTimeoutError,
   UpstreamTotalTimeoutError,
   type AnubisError,
 } from '../errors.js';
@@ -36,6 +39,17 @@ import {
   type TrustedProxies,
 } from './headers.js';
 import { classifyUpstreamError } from './upstream-errors.js';
+import { limitBody } from './body-limit.js';
+import { UpgradeProxy } from './upgrade.js';
+import {
+  ALL_FULL,
+  concurrencyQueueOf,
+  pickWithCapacity,
+  type QueuedRequest,
+} from './concurrency-gate.js';
+import { ReplayableBody } from './replay-body.js';
+import { mayRetry, retryBudgetOf, retryCause, type RetryCause, type RetryRequest } from './retry.js';
+import { expectSocketReport, type SocketReuseTarget } from './reused-socket.js';
 
 export interface HttpProxyOptions {
   readonly pool: UpstreamPool;
@@ -71,7 +85,11 @@ export class HttpProxy {
 
   constructor(options: HttpProxyOptions) {
     this.options = options;
+    this.handleUpgrade = new UpgradeProxy(options).handleUpgrade;
   }
+
+  /** The `upgrade` listener of an http.Server: WebSocket and other Upgrades (upgrade.ts). */
+  readonly handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
   /** The `request` listener of an http.Server. */
   readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -90,7 +108,9 @@ function originForm(target: string): string {
   }
 }
 
-class Exchange implements PickContext, Dispatcher.DispatchHandler {
+class Exchange
+  implements PickContext, Dispatcher.DispatchHandler, RetryRequest, QueuedRequest, SocketReuseTarget
+{
   // PickContext
   readonly clientAddress: string;
   readonly method: string;
@@ -110,6 +130,20 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
   private settled = false;
   private totalTimer: NodeJS.Timeout | undefined;
 
+  // Retries (retry.ts): attempts so far, whether the current attempt's socket was a reused
+  // keep-alive connection (set by reused-socket.ts) and whether its response had started.
+  attempts = 0;
+  arrivedAt = 0;
+  reusedSocket = false;
+  private responseStarted = false;
+  /** The current attempt got a retryable 502/503/504: its body is dropped, not relayed. */
+  private discarding = false;
+  /** `backend.requestStarted()` was called for the current attempt and not yet ended. */
+  private counted = false;
+  /** Request body with its replay buffer; null without a body, undefined before the first attempt. */
+  private body: ReplayableBody | null | undefined = undefined;
+  private upstreamHeaders: string[] | undefined;
+
   constructor(options: HttpProxyOptions, req: IncomingMessage, res: ServerResponse) {
     this.options = options;
     this.req = req;
@@ -127,13 +161,97 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
 
   start(): void {
     const pool = this.options.pool;
-    const backend = pool.pick(this);
+    this.arrivedAt = performance.now();
+    retryBudgetOf(pool).recordRequest(this.arrivedAt, pool.config.retry);
+    const backend = pickWithCapacity(pool, this);
     if (backend === undefined) {
       this.fail(new NoBackendError(pool.name));
       return;
     }
     this.res.once('close', this.onClientClose);
+    const total = pool.config.timeouts.total;
+    if (total > 0) this.totalTimer = setTimeout(this.onTotalTimeout, total);
+    if (backend === ALL_FULL) {
+      if (!concurrencyQueueOf(pool).enqueue(this)) {
+        this.settle(true);
+        this.fail(new QueueFullError(pool.name));
+      }
+      return;
+    }
     this.forward(backend);
+  }
+
+  // ---- retries and the concurrency queue ---------------------------------------------------
+
+  get idempotencyKey(): string | string[] | undefined {
+    return this.headers['idempotency-key'];
+  }
+
+  get bodyReplayable(): boolean {
+    return this.body == null || this.body.replayable;
+  }
+
+  get gone(): boolean {
+    return this.settled;
+  }
+
+  resumeFromQueue(): boolean {
+    if (this.settled) return true;
+    const pool = this.options.pool;
+    const backend = pickWithCapacity(pool, this);
+    if (backend === ALL_FULL) return false;
+    if (backend === undefined) {
+      this.settle(true);
+      this.fail(new NoBackendError(pool.name));
+    } else {
+      this.forward(backend);
+    }
+    return true;
+  }
+
+  queueTimedOut(): void {
+    if (this.settled) return;
+    this.settle(true);
+    this.fail(new QueueTimeoutError(this.options.pool.name));
+  }
+
+  /**
+   * Sends the request again, through the strategy, with the failed backend excluded (kept
+   * eligible after a stale pooled connection: the backend itself is fine). False if no
+   * backend can take it.
+   */
+  private retryAfter(failed: Backend, cause: RetryCause): boolean {
+    if (cause !== 'stale') (this.excluded ??= new Set()).add(failed);
+    if (this.counted) {
+      this.counted = false;
+      failed.requestEnded(true);
+    }
+    const next = pickWithCapacity(this.options.pool, this);
+    if (next === undefined || next === ALL_FULL) return false;
+    this.options.logger.info(
+      {
+        pool: this.options.pool.name,
+        backend: failed.id,
+        next: next.id,
+        cause,
+        attempt: this.attempts + 1,
+      },
+      'retrying request on another attempt',
+    );
+    this.forward(next);
+    return true;
+  }
+
+  /** A retryable 502/503/504 may be replaced by another attempt if another backend is left. */
+  private retryOnStatus(backend: Backend, status: number): boolean {
+    const pool = this.options.pool;
+    const config = pool.config.retry;
+    const cause = String(status) as RetryCause;
+    if (!config.on.includes(cause as (typeof config.on)[number])) return false;
+    const excluded = this.excluded;
+    const another = pool.eligible.some((b) => b !== backend && excluded?.has(b) !== true);
+    if (!another) return false;
+    return mayRetry(cause, this, config, retryBudgetOf(pool), performance.now());
   }
 
   private forward(backend: Backend): void {
@@ -142,24 +260,43 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
     const timeouts = pool.config.timeouts;
     this.backend = backend;
     backend.requestStarted();
+    this.counted = true;
+    this.attempts++;
+    this.responseStarted = false;
+    this.discarding = false;
+    this.abortUpstream = undefined;
     this.startedAt = performance.now();
-    const headers = buildRequestHeaders(req.rawHeaders, req.headers.connection, {
-      peerAddress: this.peerAddress,
-      peerTrusted: trustedProxies.has(this.peerAddress),
-      protocol,
-    });
-    const hasBody =
-      req.headers['transfer-encoding'] !== undefined ||
-      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-    if (timeouts.total > 0) {
-      this.totalTimer = setTimeout(this.onTotalTimeout, timeouts.total);
+    const headers = (this.upstreamHeaders ??= buildRequestHeaders(
+      req.rawHeaders,
+      req.headers.connection,
+      {
+        peerAddress: this.peerAddress,
+        peerTrusted: trustedProxies.has(this.peerAddress),
+        protocol,
+      },
+    ));
+    if (this.body === undefined) {
+      const hasBody =
+        req.httpVersionMajor === 2
+          ? // An HTTP/2 request has a body unless its HEADERS frame ended the stream; it
+            // need not declare a length (the backend then gets it chunked).
+            !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
+          : req.headers['transfer-encoding'] !== undefined ||
+            (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+      // Kept up to retry.replayLimit so that a retry can send it again (replay-body.ts).
+      this.body = hasBody
+        ? new ReplayableBody(
+            limitBody(req, this.res, pool.config.maxBodySize),
+            pool.config.retry.replayLimit,
+          )
+        : null;
     }
     backend.dispatcher.dispatch(
       {
         path: originForm(this.url),
         method: this.method,
         headers,
-        body: hasBody ? req : null,
+        body: this.body === null ? null : this.body.attempt(),
         headersTimeout: timeouts.headers,
         bodyTimeout: timeouts.idle,
       },
@@ -171,6 +308,7 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
 
   onConnect(abort: (reason?: Error) => void): void {
     this.abortUpstream = abort;
+    expectSocketReport(this);
     if (this.settled) abort(new ClientAbortedError());
   }
 
@@ -180,27 +318,40 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
     resume: () => void,
     statusText: string,
   ): boolean {
+    this.responseStarted = true;
     // 1xx informational answers (100 Continue, 103 Early Hints) are not relayed.
     if (statusCode < 200) return true;
     const backend = this.backend as Backend;
     backend.recordLatency(performance.now() - this.startedAt, performance.now());
     this.status = statusCode;
     backend.recordStatus(statusCode);
+    this.options.pool.health.reportResponse(backend, statusCode);
+    if (statusCode >= 502 && statusCode <= 504 && this.retryOnStatus(backend, statusCode)) {
+      // Read and drop this answer (keeps the connection reusable), then retry in onComplete.
+      this.discarding = true;
+      return true;
+    }
     this.resumeUpstream = resume;
     const headers = buildResponseHeaders(rawHeaders);
     if (this.options.pool.config.exposeBackendHeader) headers.push('x-anubis-backend', backend.id);
-    if (statusText === '') this.res.writeHead(statusCode, headers);
+    // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
+    if (statusText === '' || this.req.httpVersionMajor === 2) this.res.writeHead(statusCode, headers);
     else this.res.writeHead(statusCode, statusText, headers);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.discarding) return true;
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.resumeUpstream as () => void);
     return false;
   }
 
   onComplete(): void {
+    if (this.discarding) {
+      this.retryDiscarded();
+      return;
+    }
     const now = performance.now();
     (this.backend as Backend).recordLastByte(now - this.startedAt, now);
     this.res.end();
@@ -211,6 +362,20 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
     if (this.settled) return;
     const backend = this.backend as Backend;
     const classified = classifyUpstreamError(error, backend.id);
+    if (!(classified instanceof ClientAbortedError)) {
+      const pool = this.options.pool;
+      const cause = retryCause(classified, this.reusedSocket, this.responseStarted);
+      // A stale pooled connection is not the backend's fault: passive health ignores it.
+      if (cause !== 'stale') pool.health.reportError(backend, classified);
+      if (
+        !this.res.headersSent &&
+        this.req.socket?.destroyed !== true &&
+        mayRetry(cause, this, pool.config.retry, retryBudgetOf(pool), performance.now()) &&
+        this.retryAfter(backend, cause as RetryCause)
+      ) {
+        return;
+      }
+    }
     this.settle(!(classified instanceof ClientAbortedError));
     if (classified instanceof ClientAbortedError) return;
     this.options.logger.warn(
@@ -223,6 +388,16 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
       'upstream request failed',
     );
     this.fail(classified);
+  }
+
+  /** The dropped 502/503/504 is complete: retry, or answer with its status if nobody is left. */
+  private retryDiscarded(): void {
+    const backend = this.backend as Backend;
+    const status = this.status;
+    if (this.retryAfter(backend, String(status) as RetryCause)) return;
+    this.settle(true);
+    sendError(this.res, status, status === 503 ? { 'retry-after': '1' } : undefined);
+    if (this.options.accessLog) this.logAccess();
   }
 
   // ---- client side -------------------------------------------------------------------------
@@ -247,7 +422,7 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
     // A response already under way was counted by its own status in onHeaders.
     if (this.backend === undefined) this.options.pool.unrouted++;
     else if (!this.res.headersSent) this.backend.recordStatus(error.status);
-    if (error instanceof NoBackendError) sendError(this.res, 503, { 'retry-after': '1' });
+    if (error.status === 503) sendError(this.res, 503, { 'retry-after': '1' });
     else sendError(this.res, error.status);
     if (this.options.accessLog) this.logAccess();
   }
@@ -257,7 +432,13 @@ class Exchange implements PickContext, Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     if (this.totalTimer !== undefined) clearTimeout(this.totalTimer);
-    this.backend?.requestEnded(failed);
+    if (this.counted) {
+      this.counted = false;
+      this.backend?.requestEnded(failed);
+      // A slot freed up: wake a request waiting for one (concurrency-gate.ts).
+      const queue = this.options.pool.config.concurrency.maxPerBackend > 0;
+      if (queue) concurrencyQueueOf(this.options.pool).release();
+    }
     if (!failed && this.options.accessLog) this.logAccess();
   }
 

@@ -11,14 +11,30 @@
  * weights scaled down proportionally (shares stay within 1/MAX_SCHEDULE of exact). Excluded
  * backends (retries) are skipped by walking forward at most one period.
  */
-import { isExcluded, type BackendView, type PickContext, type Strategy } from './types.js';
+import {
+  isExcluded,
+  type BackendExplanation,
+  type BackendView,
+  type PickContext,
+  type Strategy,
+} from './types.js';
 
 const MAX_SCHEDULE = 65_536;
+/** Steps per unit of weight when some effective weight is fractional (slow start). */
+const FRACTION_RESOLUTION = 20;
 
 /** Smooth WRR order of one period for the given weights (indices into `weights`). */
 export function smoothWeightedSchedule(weights: readonly number[]): number[] {
   const total = weights.reduce((sum, w) => sum + w, 0);
-  const scale = total > MAX_SCHEDULE ? MAX_SCHEDULE / total : 1;
+  // Fractional effective weights (slow start ramps 0.1·w → w) are scaled up by
+  // FRACTION_RESOLUTION so that a ramping backend of weight 1 really gets a smaller share.
+  const fractional = weights.some((w) => !Number.isInteger(w));
+  const scale =
+    total > MAX_SCHEDULE
+      ? MAX_SCHEDULE / total
+      : fractional
+        ? Math.min(FRACTION_RESOLUTION, MAX_SCHEDULE / total)
+        : 1;
   const scaled = weights.map((w) => Math.max(1, Math.round(w * scale)));
   const period = scaled.reduce((sum, w) => sum + w, 0);
   const current = new Array<number>(scaled.length).fill(0);
@@ -55,6 +71,24 @@ export class RoundRobinStrategy implements Strategy {
       if (!isExcluded(context, backend)) return backend;
     }
     return undefined;
+  }
+
+  /** Score: how many picks until the backend's next turn (0 = the next pick). */
+  explain(): BackendExplanation[] {
+    const length = this.schedule.length;
+    const untilTurn = this.backends.map(() => length);
+    for (let ahead = length - 1; ahead >= 0; ahead--) {
+      untilTurn[this.schedule[(this.position + ahead) % length] as number] = ahead;
+    }
+    return this.backends.map((backend, slot) => ({
+      backend: backend.id,
+      score: untilTurn[slot] as number,
+      inputs: {
+        weight: backend.weight,
+        effectiveWeight: backend.effectiveWeight,
+        active: backend.active,
+      },
+    }));
   }
 }
 

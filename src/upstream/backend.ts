@@ -7,6 +7,7 @@
 import { Pool } from 'undici';
 import type { BackendView } from '../strategies/types.js';
 import type { BackendConnectTls } from './backend-tls.js';
+import { BackendHealth } from '../health/backend-health.js';
 import { LatencyHistogram } from './latency-histogram.js';
 
 /**
@@ -78,6 +79,10 @@ export class Backend implements BackendView {
   /** Written by health checks: false once a backend is considered down. */
   healthy = true;
   adminState: AdminState = 'enabled';
+  /** A backup backend takes requests only when every primary is down (src/health/eligibility.ts). */
+  backup = false;
+  /** Active-check and passive-health state behind `healthy` (written by the HealthMonitor). */
+  readonly health = new BackendHealth();
 
   active = 0;
   latencyEwmaMs = 0;

@@ -13,10 +13,20 @@ import { RoundRobinStrategy } from '../strategies/round-robin.js';
 import type { BackendView, PickContext, Strategy } from '../strategies/types.js';
 import { Backend, backendIdFromUrl } from './backend.js';
 import { backendConnectTls, type BackendTlsFiles } from './backend-tls.js';
+import { computeEligible, type PoolMode } from '../health/eligibility.js';
+import { HealthMonitor, type BackendHealthChange } from '../health/monitor.js';
 
 export interface PoolEvents {
   /** The strategy failed (threw or returned an ineligible backend); round robin was used. */
   'strategy-error': [error: unknown];
+  /** A backend went up or down (active check, passive ejection, half-open), with the reason. */
+  'backend-health': [change: BackendHealthChange];
+  /** The pool entered or left panic, backup or down mode (src/health/eligibility.ts). */
+  mode: [change: { mode: PoolMode; previous: PoolMode; healthyShare: number }];
+  /** A backend joined the pool at runtime (DNS discovery, admin API, reload). */
+  'backend-added': [backend: Backend];
+  /** A backend left the pool at runtime; it drains in the background. */
+  'backend-removed': [backend: Backend];
 }
 
 export class UpstreamPool extends EventEmitter<PoolEvents> {
@@ -30,6 +40,10 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
   strategyErrors = 0;
   /** Requests answered 503 because no backend was eligible (admin API, metrics). */
   unrouted = 0;
+  /** normal, panic (too few healthy: balancing over all reachable), backup, or down. */
+  mode: PoolMode = 'normal';
+  /** Active checks, passive health, slow start (src/health/monitor.ts). */
+  readonly health: HealthMonitor = new HealthMonitor(this);
 
   private readonly fallback = new RoundRobinStrategy();
   private readonly eligibleSet = new Set<BackendView>();
@@ -54,8 +68,15 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
 
   /** Recomputes the eligible set and rebuilds the strategy. Call after any state change. */
   refresh(): void {
-    const eligible = this.backends.filter((b) => b.eligible);
+    const computed = computeEligible(this.backends, this.config.health.panicThreshold);
+    const eligible = computed.eligible;
     this.eligible = eligible;
+    if (computed.mode !== this.mode) {
+      const previous = this.mode;
+      this.mode = computed.mode;
+      this.emit('mode', { mode: computed.mode, previous, healthyShare: computed.healthyShare });
+    }
+    this.health.sync(this.backends);
     this.eligibleSet.clear();
     for (const backend of eligible) this.eligibleSet.add(backend);
     this.fallback.setBackends(eligible);
@@ -115,6 +136,7 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     if (existing !== undefined) return existing;
     this.backends = [...this.backends, backend];
     this.refresh();
+    this.emit('backend-added', backend);
     return backend;
   }
 
@@ -128,6 +150,7 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
     if (backend === undefined) return false;
     this.backends = this.backends.filter((b) => b !== backend);
     this.refresh();
+    this.emit('backend-removed', backend);
     await retireBackend(backend, drainMs);
     return true;
   }
@@ -139,6 +162,7 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
 
   /** Closes every backend's connection pool, letting in-flight requests finish. */
   async close(): Promise<void> {
+    this.health.close();
     await Promise.all(this.backends.map((b) => b.close()));
   }
 }
@@ -148,7 +172,7 @@ export function createBackend(
   pool: PoolConfig,
   tlsFiles: BackendTlsFiles = new Map(),
 ): Backend {
-  return new Backend({
+  const backend = new Backend({
     tls: backendConnectTls(config, pool, tlsFiles),
     id: config.name ?? backendIdFromUrl(config.url),
     url: config.url,
@@ -156,6 +180,8 @@ export function createBackend(
     connectTimeoutMs: pool.timeouts.connect,
     keepAliveTimeoutMs: pool.keepAliveTimeout,
   });
+  backend.backup = config.backup;
+  return backend;
 }
 
 /** Lets a removed backend's in-flight requests finish (at most drainMs), then closes it. */

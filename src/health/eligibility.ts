@@ -1,0 +1,75 @@
+/**
+ * The eligible set of a pool: which backends the strategy may pick from, given health, admin
+ * state, backup flags and the panic threshold. Computed off the hot path by
+ * UpstreamPool.refresh().
+ *
+ * Only enabled backends count (draining and disabled ones never take new requests). Of
+ * those, with P = primary backends, H = healthy primaries:
+ *
+ *   normal  H ≠ ∅ and |H| ≥ panicThreshold · |P|      → H
+ *   panic   H ≠ ∅ and |H| < panicThreshold · |P|      → H ∪ {unhealthy primaries still reachable}
+ *   backup  H = ∅ and some backup is healthy           → healthy backups
+ *   panic   H = ∅, no healthy backup, some reachable   → every reachable backend (primary or backup)
+ *   down    nothing left                               → ∅ (the proxy answers 503 at once)
+ *
+ * "Reachable" leaves out backends whose last failure was a connection that could not be made
+ * (refused, unreachable, connect timeout): in panic mode a backend that fails its check or
+ * returned 5xx may still serve real traffic, a closed port cannot. Envoy's panic mode (50 %
+ * by default) balances over every host; anubis keeps dead ports out so that "all backends
+ * down" stays an immediate 503 rather than a timeout.
+ */
+import type { Backend } from '../upstream/backend.js';
+
+export type PoolMode = 'normal' | 'panic' | 'backup' | 'down';
+
+export interface EligibleSet {
+  readonly eligible: Backend[];
+  readonly mode: PoolMode;
+  /** Healthy primaries / enabled primaries (1 when there is no primary). */
+  readonly healthyShare: number;
+}
+
+export function computeEligible(
+  backends: readonly Backend[],
+  panicThreshold: number,
+): EligibleSet {
+  const healthy: Backend[] = [];
+  const reachable: Backend[] = [];
+  const healthyBackups: Backend[] = [];
+  const reachableBackups: Backend[] = [];
+  let primaries = 0;
+  for (const backend of backends) {
+    if (backend.adminState !== 'enabled') continue;
+    const soft = !backend.healthy && !backend.health.unreachable;
+    if (backend.backup) {
+      if (backend.healthy) healthyBackups.push(backend);
+      else if (soft) reachableBackups.push(backend);
+      continue;
+    }
+    primaries++;
+    if (backend.healthy) healthy.push(backend);
+    else if (soft) reachable.push(backend);
+  }
+  const healthyShare = primaries === 0 ? 1 : healthy.length / primaries;
+  if (healthy.length > 0) {
+    if (panicThreshold > 0 && healthyShare < panicThreshold && reachable.length > 0) {
+      return { eligible: inOrder(backends, healthy, reachable), mode: 'panic', healthyShare };
+    }
+    return { eligible: healthy, mode: 'normal', healthyShare };
+  }
+  if (healthyBackups.length > 0) return { eligible: healthyBackups, mode: 'backup', healthyShare };
+  if (panicThreshold > 0 && reachable.length + reachableBackups.length > 0) {
+    return {
+      eligible: inOrder(backends, reachable, reachableBackups),
+      mode: 'panic',
+      healthyShare,
+    };
+  }
+  return { eligible: [], mode: 'down', healthyShare };
+}
+
+/** The union of two subsets of `backends`, in the pool's order (strategies see a stable order). */
+function inOrder(backends: readonly Backend[], a: Backend[], b: Backend[]): Backend[] {
+  const wanted = new Set([...a, ...b]);
+  return backends.filter((backend) => wanted.has(backend));
+}
