@@ -5,6 +5,10 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { DEFAULT_LIMITS, type LimitsConfig } from '../config/schema.js';
+import { silentLogger, type Logger } from '../logging/logger.js';
+import { applyClientLimits } from './client-limits.js';
 import type { ListenAddress } from '../config/units.js';
 import { formatAddress } from '../config/units.js';
 import { ListenError } from '../errors.js';
@@ -16,14 +20,32 @@ export interface HttpListenerOptions {
   readonly keepAliveTimeoutMs?: number;
   /** Time allowed to receive a request's headers (slowloris defence). */
   readonly headersTimeoutMs?: number;
+  /**
+   * Client-side limits (request guard, parser limits, client timeouts, connection cap;
+   * src/server/client-limits.ts). They override keepAliveTimeoutMs and headersTimeoutMs.
+   */
+  readonly limits?: LimitsConfig;
+  /** Largest request body of the listener's pool (0 = none), read per request. */
+  readonly maxBodySize?: () => number;
+  /** WebSocket and other Upgrade requests (src/proxy/upgrade.ts); absent: refused with 501. */
+  readonly onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly logger?: Logger;
 }
 
 export class HttpListener {
   readonly server: Server;
+  /** `host:port` as configured (the key a reload matches listeners by). */
+  readonly addressText: string;
   private readonly address: ListenAddress;
+  private onRequest: (req: IncomingMessage, res: ServerResponse) => void;
+  private onUpgrade: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
+  /** Upgraded client sockets still open (cut when a drain runs out). */
+  private readonly upgraded: ReadonlySet<Duplex>;
 
   constructor(options: HttpListenerOptions) {
     this.address = options.address;
+    this.addressText = formatAddress(options.address.host, options.address.port);
+    this.onRequest = options.onRequest;
     this.server = createServer(
       {
         keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
@@ -33,8 +55,38 @@ export class HttpListener {
         requestTimeout: 0,
         noDelay: true,
       },
-      options.onRequest,
     );
+    this.onUpgrade = options.onUpgrade;
+    const guarded = applyClientLimits(
+      this.server,
+      {
+        limits: options.limits ?? {
+          ...DEFAULT_LIMITS,
+          keepAliveTimeout: options.keepAliveTimeoutMs ?? DEFAULT_LIMITS.keepAliveTimeout,
+          headersTimeout: options.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeout,
+        },
+        logger: options.logger ?? silentLogger(),
+        maxBodySize: options.maxBodySize ?? (() => 0),
+        onUpgrade:
+          options.onUpgrade === undefined
+            ? undefined
+            : (req, socket, head) => this.onUpgrade?.(req, socket, head),
+      },
+      // One indirection so a reload can hand new requests to a new proxy (setRequestHandler).
+      (req, res) => this.onRequest(req, res),
+    );
+    this.server.on('request', guarded.handleRequest);
+    this.upgraded = guarded.upgraded;
+  }
+
+  /** Sends Upgrade requests that arrive from now on to `onUpgrade` (reload). */
+  setUpgradeHandler(onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void {
+    this.onUpgrade = onUpgrade;
+  }
+
+  /** Sends requests that arrive from now on to `onRequest` (reload); in-flight ones continue. */
+  setRequestHandler(onRequest: (req: IncomingMessage, res: ServerResponse) => void): void {
+    this.onRequest = onRequest;
   }
 
   /** Binds the address; resolves with the bound address (useful with port 0). */
@@ -64,7 +116,11 @@ export class HttpListener {
     if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    const timer = setTimeout(() => this.server.closeAllConnections(), drainMs);
+    const timer = setTimeout(() => {
+      this.server.closeAllConnections();
+      // Upgraded sockets left the HTTP server's bookkeeping but still hold server.close().
+      for (const socket of this.upgraded) socket.destroy();
+    }, drainMs);
     timer.unref();
     // Connections that finish a request while draining are closed rather than kept alive.
     this.server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
