@@ -85,7 +85,7 @@ Simulate flags (docs/simulate.md):
       --scenario FILE      YAML scenario (backends, strategies, load); flags override it
       --strategies A,B     strategies to compare (default: round-robin and the
                            least-connections, least-time, random-two that exist)
-      --requests N         requests per strategy (default 5000)
+      --requests N         requests per strategy (default 3000)
       --concurrency N      requests in flight, closed loop (default 32)
       --seed N             seed of latencies and request keys (default 1)
       --time-limit DUR     longest run per strategy (default 30s)

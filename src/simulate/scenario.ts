@@ -178,7 +178,7 @@ const strategySchema = z.union([z.string().min(1), z.looseObject({ name: z.strin
 
 export const scenarioSchema = z.strictObject({
   seed: z.number().int().min(0).max(4_294_967_295).default(1),
-  requests: z.number().int().min(1).max(1_000_000).default(5_000),
+  requests: z.number().int().min(1).max(1_000_000).default(3_000),
   concurrency: z.number().int().min(1).max(1_024).default(32),
   timeLimit: durationMs(600_000).default(30_000),
   strategies: z.array(strategySchema).min(1).max(20).optional(),

@@ -38,7 +38,7 @@ void test('the default backends: numbered duplicate names, fixed and normal late
     { atMs: 0, latency: { kind: 'normal', meanMs: 200, sdMs: 50 } },
   ]);
   assert.equal(scenario.seed, 1);
-  assert.equal(scenario.requests, 5000);
+  assert.equal(scenario.requests, 3000);
   assert.equal(scenario.concurrency, 32);
   assert.equal(scenario.timeLimitMs, 30_000);
 });
