@@ -1,0 +1,173 @@
+/**
+ * Driving strategies without sockets: fake backends whose stats behave like Backend's (same
+ * latency estimate formula), a seeded random source, and a discrete-event simulation of
+ * concurrent clients in virtual time. Deterministic: same seed, same picks.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { failurePenalty, foldLatency } from '../../src/upstream/backend.js';
+import type { BackendView, PickContext, Strategy } from '../../src/strategies/types.js';
+
+/** mulberry32: a small, good-enough seeded PRNG returning [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A backend whose stats change like src/upstream/backend.ts's, in virtual time. */
+export class FakeBackend implements BackendView {
+  readonly id: string;
+  readonly url: string;
+  weight: number;
+  effectiveWeight: number;
+  active = 0;
+  latencyEwmaMs = 0;
+  latencySamples = 0;
+  lastSampleAt = 0;
+  lastByteEwmaMs = 0;
+  lastByteSamples = 0;
+  lastByteSampleAt = 0;
+  requests = 0;
+  failures = 0;
+  listener: ((backend: BackendView) => void) | undefined;
+
+  constructor(id: string, weight = 1) {
+    this.id = id;
+    this.url = `http://${id}`;
+    this.weight = weight;
+    this.effectiveWeight = weight;
+  }
+
+  started(): void {
+    this.active++;
+    this.requests++;
+    this.listener?.(this);
+  }
+
+  /** Ends a request that answered after `ms` (sampled at `now`), or failed. */
+  ended(ms: number, now: number, failed = false): void {
+    this.active--;
+    const sample = failed
+      ? failurePenalty(this.latencyEwmaMs, this.latencySamples, this.lastSampleAt, now)
+      : ms;
+    if (failed) this.failures++;
+    this.latencyEwmaMs = foldLatency(
+      this.latencyEwmaMs,
+      this.latencySamples,
+      this.lastSampleAt,
+      sample,
+      now,
+    );
+    this.latencySamples++;
+    this.lastSampleAt = now;
+    this.lastByteEwmaMs = this.latencyEwmaMs;
+    this.lastByteSamples = this.latencySamples;
+    this.lastByteSampleAt = now;
+    this.listener?.(this);
+  }
+}
+
+export function fakeBackends(weights: readonly number[]): FakeBackend[] {
+  return weights.map((w, i) => new FakeBackend(`b${i}`, w));
+}
+
+/** Hands `backends` to the strategy and wires their stats changes to it (as the pool does). */
+export function attach(strategy: Strategy, backends: readonly FakeBackend[]): void {
+  strategy.setBackends(backends);
+  const listener =
+    strategy.statsChanged === undefined
+      ? undefined
+      : (backend: BackendView) => strategy.statsChanged?.(backend);
+  for (const backend of backends) backend.listener = listener;
+}
+
+export function context(
+  overrides: {
+    clientAddress?: string;
+    url?: string;
+    headers?: IncomingHttpHeaders;
+    excluded?: ReadonlySet<BackendView>;
+  } = {},
+): PickContext {
+  return {
+    clientAddress: overrides.clientAddress ?? '127.0.0.1',
+    method: 'GET',
+    url: overrides.url ?? '/',
+    headers: overrides.headers ?? {},
+    excluded: overrides.excluded,
+  };
+}
+
+export interface SimulationOptions {
+  /** Requests in flight at any time (closed-loop clients). */
+  readonly concurrency: number;
+  readonly requests: number;
+  /** Answer time (ms) of a request sent to `backend` at virtual time `now`. */
+  readonly latency: (backend: FakeBackend, now: number) => number;
+  /** Context of request number i (default: one fixed client). */
+  readonly contextFor?: (i: number) => PickContext;
+  /** Virtual ms between a client's answer and its next request (default 0). */
+  readonly thinkMs?: number;
+}
+
+export interface SimulationResult {
+  /** Picks per backend id. */
+  readonly picks: Map<string, number>;
+  /** Picks per backend id per virtual second (index = second). */
+  readonly timeline: Map<string, number>[];
+  readonly endMs: number;
+}
+
+/**
+ * Closed-loop clients in virtual time: each sends a request, waits for the answer, sends the
+ * next. Backends answer after `latency()`; stats update as a real proxy would update them.
+ */
+export function simulate(
+  strategy: Strategy,
+  backends: readonly FakeBackend[],
+  options: SimulationOptions,
+): SimulationResult {
+  attach(strategy, backends);
+  const picks = new Map<string, number>(backends.map((b) => [b.id, 0]));
+  const timeline: Map<string, number>[] = [];
+  const inflight: { at: number; backend: FakeBackend; sentAt: number }[] = [];
+  const defaultContext = context();
+  let sent = 0;
+  let now = 0;
+  const send = (at: number): void => {
+    const ctx = options.contextFor?.(sent) ?? defaultContext;
+    sent++;
+    const chosen = strategy.pick(ctx) as FakeBackend | undefined;
+    if (chosen === undefined) throw new Error('strategy returned no backend');
+    picks.set(chosen.id, (picks.get(chosen.id) ?? 0) + 1);
+    const second = Math.floor(at / 1000);
+    while (timeline.length <= second) timeline.push(new Map());
+    const bucket = timeline[second] as Map<string, number>;
+    bucket.set(chosen.id, (bucket.get(chosen.id) ?? 0) + 1);
+    chosen.started();
+    inflight.push({ at: at + options.latency(chosen, at), backend: chosen, sentAt: at });
+  };
+  for (let c = 0; c < options.concurrency && sent < options.requests; c++) send(0);
+  while (inflight.length > 0) {
+    let first = 0;
+    for (let i = 1; i < inflight.length; i++) {
+      if ((inflight[i]?.at as number) < (inflight[first]?.at as number)) first = i;
+    }
+    const done = inflight.splice(first, 1)[0] as (typeof inflight)[number];
+    now = done.at;
+    done.backend.ended(done.at - done.sentAt, now);
+    if (sent < options.requests) send(now + (options.thinkMs ?? 0));
+  }
+  return { picks, timeline, endMs: now };
+}
+
+/** Share of picks per backend id (0..1). */
+export function shares(picks: ReadonlyMap<string, number>): Map<string, number> {
+  const total = [...picks.values()].reduce((sum, n) => sum + n, 0);
+  return new Map([...picks].map(([id, n]) => [id, n / total]));
+}
