@@ -322,7 +322,8 @@ class Exchange
     // 1xx informational answers (100 Continue, 103 Early Hints) are not relayed.
     if (statusCode < 200) return true;
     const backend = this.backend as Backend;
-    backend.recordLatency(performance.now() - this.startedAt, performance.now());
+    const now = performance.now();
+    backend.recordLatency(now - this.startedAt, now);
     this.status = statusCode;
     backend.recordStatus(statusCode);
     this.options.pool.health.reportResponse(backend, statusCode);

@@ -144,8 +144,12 @@ export class SecureListener implements ClientListener {
       this.server = createNetServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
         sniffPreface(socket, http1Options.headersTimeout, http1, h2c);
       });
+      // The HTTP/1.1 server never binds, but its connection bookkeeping (idle and headers
+      // timeouts, closeIdleConnections) starts on 'listening'; it stops in close().
+      this.server.once('listening', () => http1.emit('listening'));
+      this.server.once('close', () => http1.close(() => {}));
     }
-    this.server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    this.http1.on('request', (_req: IncomingMessage, res: ServerResponse) => {
       if (this.draining && res.shouldKeepAlive !== undefined) res.shouldKeepAlive = false;
     });
   }

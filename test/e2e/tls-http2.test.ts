@@ -1,0 +1,523 @@
+// TLS termination, HTTP/2 (ALPN h2 and cleartext h2c), SNI, certificate reload, https://
+// backends and the HTTP → HTTPS redirect, through real sockets with certificates generated
+// at test time.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
+import {
+  connect as h2connect,
+  type ClientHttp2Session,
+  type IncomingHttpHeaders,
+} from 'node:http2';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { promisify } from 'node:util';
+import { createLoadBalancer, type LoadBalancer } from '../../src/load-balancer.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { ConfigError, TlsFileError } from '../../src/errors.js';
+import { SecureListener } from '../../src/server/secure-listener.js';
+import { createTestPki, type CertFiles, type TestPki } from '../helpers/certs.js';
+import { startBackend, type TestServer } from '../helpers/servers.js';
+
+let pki: TestPki;
+let localhost: CertFiles;
+let echo: TestServer;
+
+before(async () => {
+  pki = await createTestPki();
+  localhost = await pki.leaf('localhost', ['localhost', '127.0.0.1']);
+  // Answers with what it received: method, url, headers and body, as JSON.
+  echo = await startBackend((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.stringify({
+        method: req.method,
+        url: req.url,
+        httpVersion: req.httpVersion,
+        rawHeaders: req.rawHeaders,
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'x-backend': 'echo' });
+      res.end(body);
+    });
+  });
+});
+
+after(async () => {
+  await echo.close();
+  await pki.cleanup();
+});
+
+async function start(
+  listeners: Record<string, unknown>[],
+  pools: Record<string, unknown> = { p: { backends: [{ url: echo.url }] } },
+): Promise<LoadBalancer> {
+  return createLoadBalancer({
+    workers: 1,
+    log: { level: 'silent' },
+    listeners,
+    pools,
+  } as unknown as ConfigInput);
+}
+
+function portOf(lb: LoadBalancer, index = 0): number {
+  return (lb.addresses()[index] as AddressInfo).port;
+}
+
+interface H2Answer {
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+function h2request(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<H2Answer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    let responseHeaders: IncomingHttpHeaders = {};
+    let data = '';
+    stream.setEncoding('utf8');
+    stream.on('response', (h) => (responseHeaders = h));
+    stream.on('data', (chunk: string) => (data += chunk));
+    stream.on('end', () => resolve({ headers: responseHeaders, body: data }));
+    stream.on('error', reject);
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+test('HTTPS over HTTP/1.1: TLS terminated, X-Forwarded-Proto https, TLS 1.2+', async (t) => {
+  const lb = await start([
+    {
+      address: '127.0.0.1:0',
+      pool: 'p',
+      tls: { cert: localhost.certFile, key: localhost.keyFile },
+    },
+  ]);
+  t.after(() => lb.close(500));
+  const port = portOf(lb);
+  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', servername: 'localhost', port, path: '/a/b?c=1&d', ca: pki.ca.cert },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(answer.status, 200);
+  const seen = JSON.parse(answer.body) as { url: string; headers: Record<string, string> };
+  assert.equal(seen.url, '/a/b?c=1&d');
+  assert.equal(seen.headers['x-forwarded-proto'], 'https');
+  // TLS 1.1 is refused.
+  const old = tlsConnect({
+    host: '127.0.0.1',
+    port,
+    ca: pki.ca.cert,
+    servername: 'localhost',
+    maxVersion: 'TLSv1.1',
+    minVersion: 'TLSv1',
+  });
+  const [error] = (await once(old, 'error')) as [Error & { code?: string }];
+  assert.match(String(error.code ?? error.message), /VERSION|PROTOCOL|ALERT/i);
+});
+
+test('HTTP/2 through ALPN: pseudo-headers become Host, bodies without length pass, query kept', async (t) => {
+  const lb = await start([
+    {
+      address: '127.0.0.1:0',
+      pool: 'p',
+      tls: { cert: localhost.certFile, key: localhost.keyFile },
+    },
+  ]);
+  t.after(() => lb.close(500));
+  const session = h2connect(`https://localhost:${portOf(lb)}`, { ca: pki.ca.cert });
+  t.after(() => session.close());
+  const get = await h2request(session, { ':path': '/x?y=1&z', 'x-custom': 'v' });
+  assert.equal(get.headers[':status'], 200);
+  assert.equal(get.headers['x-backend'], 'echo');
+  assert.equal(session.alpnProtocol, 'h2');
+  const seen = JSON.parse(get.body) as {
+    url: string;
+    rawHeaders: string[];
+    headers: Record<string, string>;
+    httpVersion: string;
+  };
+  assert.equal(seen.url, '/x?y=1&z');
+  assert.equal(seen.httpVersion, '1.1', 'the backend speaks HTTP/1.1');
+  assert.equal(seen.headers.host, `localhost:${portOf(lb)}`);
+  assert.equal(seen.headers['x-custom'], 'v');
+  assert.equal(seen.headers['x-forwarded-proto'], 'https');
+  assert.ok(!seen.rawHeaders.some((h) => h.startsWith(':')), 'no pseudo-header forwarded');
+  // A POST whose body has no content-length (HTTP/2 framing carries its end).
+  const post = await h2request(session, { ':method': 'POST', ':path': '/upload' }, 'hello over h2');
+  const posted = JSON.parse(post.body) as { method: string; body: string };
+  assert.equal(posted.method, 'POST');
+  assert.equal(posted.body, 'hello over h2');
+  // HTTP/1.1 clients still get served on the same listener (ALPN http/1.1).
+  const h1 = await fetchH1(`https://localhost:${portOf(lb)}/h1`);
+  assert.equal(h1, 200);
+});
+
+function fetchH1(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const options = { ca: pki.ca.cert, ALPNProtocols: ['http/1.1'] } as Parameters<
+      typeof httpsRequest
+    >[1];
+    const req = httpsRequest(url, options, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('HTTP/2 streams are multiplexed: a slow stream does not hold back the others', async (t) => {
+  let releaseSlow: (() => void) | undefined;
+  let slowArrived!: () => void;
+  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
+  const backend = await startBackend((req, res) => {
+    req.resume();
+    if (req.url === '/slow') {
+      releaseSlow = () => res.end('slow');
+      slowArrived();
+      return;
+    }
+    res.end(`fast ${req.url ?? ''}`);
+  });
+  const lb = await start(
+    [
+      {
+        address: '127.0.0.1:0',
+        pool: 'p',
+        tls: { cert: localhost.certFile, key: localhost.keyFile },
+      },
+    ],
+    { p: { backends: [{ url: backend.url }] } },
+  );
+  t.after(async () => {
+    await lb.close(500);
+    await backend.close();
+  });
+  const session = h2connect(`https://localhost:${portOf(lb)}`, { ca: pki.ca.cert });
+  t.after(() => session.close());
+  let slowDone = false;
+  const slow = h2request(session, { ':path': '/slow' }).then((a) => {
+    slowDone = true;
+    return a;
+  });
+  await arrived;
+  // Twenty streams on the same connection finish while /slow is still waiting.
+  const fast = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => h2request(session, { ':path': `/f${i}` })),
+  );
+  assert.deepEqual(
+    fast.map((a) => a.body),
+    Array.from({ length: 20 }, (_, i) => `fast /f${i}`),
+  );
+  assert.equal(slowDone, false, 'the slow stream is still open');
+  releaseSlow?.();
+  assert.equal((await slow).body, 'slow');
+});
+
+test('curl --http2 negotiates HTTP/2 with anubis', async (t) => {
+  const curl = await promisify(execFile)('curl', ['--version']).catch(() => undefined);
+  if (curl === undefined || !/HTTP2/.test(curl.stdout)) {
+    t.skip('curl with HTTP/2 support not installed');
+    return;
+  }
+  const lb = await start([
+    {
+      address: '127.0.0.1:0',
+      pool: 'p',
+      tls: { cert: localhost.certFile, key: localhost.keyFile },
+    },
+  ]);
+  t.after(() => lb.close(500));
+  const { stdout } = await promisify(execFile)('curl', [
+    '--http2',
+    '-s',
+    '--cacert',
+    pki.ca.certFile,
+    '--resolve',
+    `localhost:${portOf(lb)}:127.0.0.1`,
+    '-w',
+    '\n%{http_version} %{http_code}',
+    `https://localhost:${portOf(lb)}/curl?q=1`,
+  ]);
+  const lines = stdout.trim().split('\n');
+  assert.equal(lines.at(-1), '2 200');
+  assert.equal((JSON.parse(lines.slice(0, -1).join('\n')) as { url: string }).url, '/curl?q=1');
+});
+
+function peerCertificate(port: number, servername: string): Promise<PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect(
+      { host: '127.0.0.1', port, servername, ca: pki.ca.cert, rejectUnauthorized: false },
+      () => {
+        const cert = socket.getPeerCertificate();
+        socket.end();
+        resolve(cert);
+      },
+    );
+    socket.on('error', reject);
+  });
+}
+
+test('SNI chooses among several certificates; unknown names get the first', async (t) => {
+  const a = await pki.leaf('a', ['a.test']);
+  const b = await pki.leaf('b', ['b.test', '*.wild.test']);
+  const lb = await start([
+    {
+      address: '127.0.0.1:0',
+      pool: 'p',
+      tls: {
+        certificates: [
+          { cert: a.certFile, key: a.keyFile },
+          { cert: b.certFile, key: b.keyFile },
+        ],
+      },
+    },
+  ]);
+  t.after(() => lb.close(500));
+  const port = portOf(lb);
+  assert.match((await peerCertificate(port, 'a.test')).subjectaltname ?? '', /DNS:a\.test/);
+  assert.match((await peerCertificate(port, 'b.test')).subjectaltname ?? '', /DNS:b\.test/);
+  assert.match((await peerCertificate(port, 'x.wild.test')).subjectaltname ?? '', /DNS:b\.test/);
+  assert.match((await peerCertificate(port, 'other.test')).subjectaltname ?? '', /DNS:a\.test/);
+  // Verified end to end through HTTP/2 with each name.
+  for (const name of ['a.test', 'b.test']) {
+    const session = h2connect(`https://127.0.0.1:${port}`, { ca: pki.ca.cert, servername: name });
+    const answer = await h2request(session, { ':path': '/' });
+    session.close();
+    assert.equal(answer.headers[':status'], 200);
+  }
+});
+
+test('certificates reload without dropping open connections; a bad file keeps the old ones', async (t) => {
+  const first = await pki.leaf('reload-1', ['localhost']);
+  const second = await pki.leaf('reload-2', ['localhost']);
+  const tls = { cert: first.certFile, key: first.keyFile, minVersion: 'TLSv1.2' as const };
+  const lb = await start([{ address: '127.0.0.1:0', pool: 'p', tls }]);
+  t.after(() => lb.close(500));
+  const port = portOf(lb);
+  const listener = lb.listeners[0] as SecureListener;
+  assert.ok(listener instanceof SecureListener);
+  const serial = async (): Promise<string> =>
+    (await peerCertificate(port, 'localhost')).serialNumber;
+  const before = await serial();
+  const open = h2connect(`https://localhost:${port}`, { ca: pki.ca.cert });
+  t.after(() => open.close());
+  assert.equal((await h2request(open, { ':path': '/1' })).headers[':status'], 200);
+
+  await listener.reloadCertificates(
+    { cert: second.certFile, key: second.keyFile, minVersion: 'TLSv1.2' },
+    pki.dir,
+  );
+  const after = await serial();
+  assert.notEqual(after, before, 'new handshakes get the new certificate');
+  assert.equal(
+    (await h2request(open, { ':path': '/2' })).headers[':status'],
+    200,
+    'the open connection still works',
+  );
+
+  await assert.rejects(
+    listener.reloadCertificates(
+      { cert: second.certFile, key: `${pki.dir}/missing.key`, minVersion: 'TLSv1.2' },
+      pki.dir,
+    ),
+    (error: unknown) =>
+      error instanceof TlsFileError &&
+      error.path === 'listeners[0].tls.key' &&
+      /missing\.key: file not found/.test(error.message),
+  );
+  assert.equal(await serial(), after, 'a failed reload keeps the certificates in force');
+});
+
+test('TLS file errors name the key path and the file', async () => {
+  const other = await pki.leaf('other', ['other.test']);
+  await assert.rejects(
+    start([
+      {
+        address: '127.0.0.1:0',
+        pool: 'p',
+        tls: { cert: localhost.certFile, key: `${pki.dir}/nope.key` },
+      },
+    ]),
+    (error: unknown) =>
+      error instanceof TlsFileError &&
+      error.code === 'ANUBIS_TLS_FILE' &&
+      /listeners\[0\]\.tls\.key: .*nope\.key: file not found/.test(error.message),
+  );
+  await assert.rejects(
+    start([
+      {
+        address: '127.0.0.1:0',
+        pool: 'p',
+        tls: { certificates: [{ cert: localhost.certFile, key: other.keyFile }] },
+      },
+    ]),
+    (error: unknown) =>
+      error instanceof TlsFileError && error.path === 'listeners[0].tls.certificates[0].key',
+  );
+  await assert.rejects(
+    start([{ address: '127.0.0.1:0', pool: 'p', tls: { cert: localhost.certFile } }]),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /listeners\[0\]\.tls\.key: expected cert and key together/.test(error.message),
+  );
+});
+
+async function startHttpsBackend(
+  cert: CertFiles,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createHttpsServer({ cert: cert.cert, key: cert.key }, (req, res) => {
+    req.resume();
+    res.end('secure backend');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function plainGet(
+  port: number,
+  path = '/',
+  method = 'GET',
+  host?: string,
+): Promise<{ status: number; body: string; location?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path, method, headers: host === undefined ? {} : { host } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            ...(res.headers.location === undefined ? {} : { location: res.headers.location }),
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('https:// backends: verified with a CA option, self-signed refused, opt-out accepted', async (t) => {
+  const signed = await startHttpsBackend(await pki.leaf('backend', ['127.0.0.1']));
+  const selfSigned = await startHttpsBackend(await pki.selfSigned('backend-self', ['127.0.0.1']));
+  t.after(async () => {
+    await signed.close();
+    await selfSigned.close();
+  });
+  const lb = await start(
+    [
+      { address: '127.0.0.1:0', pool: 'withCa' },
+      { address: '127.0.0.1:0', pool: 'noCa' },
+      { address: '127.0.0.1:0', pool: 'insecure' },
+    ],
+    {
+      withCa: { backends: [{ url: signed.url }], tls: { ca: pki.ca.certFile } },
+      noCa: { backends: [{ url: selfSigned.url }] },
+      insecure: { backends: [{ url: selfSigned.url, tls: { insecureSkipVerify: true } }] },
+    },
+  );
+  t.after(() => lb.close(500));
+  const ok = await plainGet(portOf(lb, 0));
+  assert.deepEqual([ok.status, ok.body], [200, 'secure backend']);
+  assert.equal(
+    (await plainGet(portOf(lb, 1))).status,
+    502,
+    'a self-signed backend is refused by default',
+  );
+  const lab = await plainGet(portOf(lb, 2));
+  assert.deepEqual([lab.status, lab.body], [200, 'secure backend']);
+  await assert.rejects(
+    start([{ address: '127.0.0.1:0', pool: 'p' }], {
+      p: { backends: [{ url: signed.url }], tls: { ca: `${pki.dir}/none.pem` } },
+    }),
+    (error: unknown) => error instanceof TlsFileError && error.path === 'pools.p.tls.ca',
+  );
+});
+
+test('redirectToHttps answers 301 (GET/HEAD) or 308 with the same host, path and query', async (t) => {
+  const lb = await start([
+    { address: '127.0.0.1:0', redirectToHttps: { port: 8443 } },
+    { address: '127.0.0.1:0', redirectToHttps: true },
+  ]);
+  t.after(() => lb.close(500));
+  const get = await plainGet(portOf(lb, 0), '/a/b?c=1&d=%20', 'GET', 'example.test:8080');
+  assert.equal(get.status, 301);
+  assert.equal(get.location, 'https://example.test:8443/a/b?c=1&d=%20');
+  const post = await plainGet(portOf(lb, 0), '/form', 'POST', 'example.test');
+  assert.equal(post.status, 308);
+  assert.equal(post.location, 'https://example.test:8443/form');
+  const standard = await plainGet(portOf(lb, 1), '/x', 'GET', '[::1]:80');
+  assert.equal(standard.location, 'https://[::1]/x');
+  assert.equal((await plainGet(portOf(lb, 1), '/x', 'GET', 'bad host')).status, 400);
+});
+
+test('h2c: a plain listener with http2 serves HTTP/2 with prior knowledge and HTTP/1.1', async (t) => {
+  const lb = await start([{ address: '127.0.0.1:0', pool: 'p', http2: true }]);
+  t.after(() => lb.close(500));
+  const port = portOf(lb);
+  const session = h2connect(`http://127.0.0.1:${port}`);
+  t.after(() => session.close());
+  const answer = await h2request(session, { ':path': '/h2c?x=1' });
+  assert.equal(answer.headers[':status'], 200);
+  const seen = JSON.parse(answer.body) as { url: string; headers: Record<string, string> };
+  assert.equal(seen.url, '/h2c?x=1');
+  assert.equal(seen.headers['x-forwarded-proto'], 'http');
+  const h1 = await plainGet(port, '/h1');
+  assert.equal(h1.status, 200);
+  assert.equal((JSON.parse(h1.body) as { url: string }).url, '/h1');
+});
+
+test('configuration: tcp:// only in pools of tcp listeners, options fit the mode', async () => {
+  await assert.rejects(
+    start([{ address: '127.0.0.1:0', pool: 'p' }], {
+      p: { backends: [{ url: 'tcp://127.0.0.1:9' }] },
+    }),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /pools\.p\.backends\[0\]\.url: expected an http:\/\/ or https:\/\/ URL/.test(error.message),
+  );
+  await assert.rejects(
+    start([{ address: '127.0.0.1:0', pool: 'p', mode: 'tcp', tls: { cert: 'a', key: 'b' } }], {
+      p: { backends: [{ url: 'http://127.0.0.1:9' }] },
+    }),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /pools\.p\.backends\[0\]\.url: expected tcp:\/\/host:port/.test(error.message) &&
+      /listeners\[0\]\.tls: expected no tls on a mode: tcp listener/.test(error.message),
+  );
+  await assert.rejects(
+    start([{ address: '127.0.0.1:0' }]),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /listeners\[0\]\.pool: expected the name of a pool/.test(error.message),
+  );
+});
