@@ -146,7 +146,8 @@ export async function runThroughput(
         ...(testCase.bodyBytes !== undefined ? { bodyBytes: testCase.bodyBytes } : {}),
         ...(testCase.close === true ? { close: true } : {}),
       });
-      if (options.warmupS > 0) {
+      // One warm-up per target before the first case (JIT, connection pools), not measured.
+      if (options.warmupS > 0 && cases.length === 0) {
         for (const target of targets)
           await runLoad(spec(target.url, options.warmupS), ctx.loadCpus, options.autocannonScript);
       }

@@ -85,6 +85,11 @@ export function resolveClientAddress(
 /** Names listed in a Connection header value (lower case), or undefined if none. */
 function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // Nearly every message says just `keep-alive` or `close`: nothing extra to drop, no Set.
+  if (value.length <= 10) {
+    const lower = value.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close') return undefined;
+  }
   const tokens = new Set<string>();
   for (const token of value.split(',')) {
     const name = token.trim().toLowerCase();
