@@ -92,7 +92,7 @@ function h2request(
   });
 }
 
-test('HTTPS over HTTP/1.1: TLS terminated, X-Forwarded-Proto https, TLS 1.2+', async (t) => {
+void test('HTTPS over HTTP/1.1: TLS terminated, X-Forwarded-Proto https, TLS 1.2+', async (t) => {
   const lb = await start([
     {
       address: '127.0.0.1:0',
@@ -132,7 +132,7 @@ test('HTTPS over HTTP/1.1: TLS terminated, X-Forwarded-Proto https, TLS 1.2+', a
   assert.match(String(error.code ?? error.message), /VERSION|PROTOCOL|ALERT/i);
 });
 
-test('HTTP/2 through ALPN: pseudo-headers become Host, bodies without length pass, query kept', async (t) => {
+void test('HTTP/2 through ALPN: pseudo-headers become Host, bodies without length pass, query kept', async (t) => {
   const lb = await start([
     {
       address: '127.0.0.1:0',
@@ -183,7 +183,7 @@ function fetchH1(url: string): Promise<number> {
   });
 }
 
-test('HTTP/2 streams are multiplexed: a slow stream does not hold back the others', async (t) => {
+void test('HTTP/2 streams are multiplexed: a slow stream does not hold back the others', async (t) => {
   let releaseSlow: (() => void) | undefined;
   let slowArrived!: () => void;
   const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
@@ -231,7 +231,7 @@ test('HTTP/2 streams are multiplexed: a slow stream does not hold back the other
   assert.equal((await slow).body, 'slow');
 });
 
-test('curl --http2 negotiates HTTP/2 with anubis', async (t) => {
+void test('curl --http2 negotiates HTTP/2 with anubis', async (t) => {
   const curl = await promisify(execFile)('curl', ['--version']).catch(() => undefined);
   if (curl === undefined || !/HTTP2/.test(curl.stdout)) {
     t.skip('curl with HTTP/2 support not installed');
@@ -275,7 +275,7 @@ function peerCertificate(port: number, servername: string): Promise<PeerCertific
   });
 }
 
-test('SNI chooses among several certificates; unknown names get the first', async (t) => {
+void test('SNI chooses among several certificates; unknown names get the first', async (t) => {
   const a = await pki.leaf('a', ['a.test']);
   const b = await pki.leaf('b', ['b.test', '*.wild.test']);
   const lb = await start([
@@ -305,7 +305,7 @@ test('SNI chooses among several certificates; unknown names get the first', asyn
   }
 });
 
-test('certificates reload without dropping open connections; a bad file keeps the old ones', async (t) => {
+void test('certificates reload without dropping open connections; a bad file keeps the old ones', async (t) => {
   const first = await pki.leaf('reload-1', ['localhost']);
   const second = await pki.leaf('reload-2', ['localhost']);
   const tls = { cert: first.certFile, key: first.keyFile, minVersion: 'TLSv1.2' as const };
@@ -346,7 +346,7 @@ test('certificates reload without dropping open connections; a bad file keeps th
   assert.equal(await serial(), after, 'a failed reload keeps the certificates in force');
 });
 
-test('TLS file errors name the key path and the file', async () => {
+void test('TLS file errors name the key path and the file', async () => {
   const other = await pki.leaf('other', ['other.test']);
   await assert.rejects(
     start([
@@ -426,7 +426,7 @@ function plainGet(
   });
 }
 
-test('https:// backends: verified with a CA option, self-signed refused, opt-out accepted', async (t) => {
+void test('https:// backends: verified with a CA option, self-signed refused, opt-out accepted', async (t) => {
   const signed = await startHttpsBackend(await pki.leaf('backend', ['127.0.0.1']));
   const selfSigned = await startHttpsBackend(await pki.selfSigned('backend-self', ['127.0.0.1']));
   t.after(async () => {
@@ -463,7 +463,7 @@ test('https:// backends: verified with a CA option, self-signed refused, opt-out
   );
 });
 
-test('redirectToHttps answers 301 (GET/HEAD) or 308 with the same host, path and query', async (t) => {
+void test('redirectToHttps answers 301 (GET/HEAD) or 308 with the same host, path and query', async (t) => {
   const lb = await start([
     { address: '127.0.0.1:0', redirectToHttps: { port: 8443 } },
     { address: '127.0.0.1:0', redirectToHttps: true },
@@ -480,7 +480,7 @@ test('redirectToHttps answers 301 (GET/HEAD) or 308 with the same host, path and
   assert.equal((await plainGet(portOf(lb, 1), '/x', 'GET', 'bad host')).status, 400);
 });
 
-test('h2c: a plain listener with http2 serves HTTP/2 with prior knowledge and HTTP/1.1', async (t) => {
+void test('h2c: a plain listener with http2 serves HTTP/2 with prior knowledge and HTTP/1.1', async (t) => {
   const lb = await start([{ address: '127.0.0.1:0', pool: 'p', http2: true }]);
   t.after(() => lb.close(500));
   const port = portOf(lb);
@@ -496,7 +496,7 @@ test('h2c: a plain listener with http2 serves HTTP/2 with prior knowledge and HT
   assert.equal((JSON.parse(h1.body) as { url: string }).url, '/h1');
 });
 
-test('configuration: tcp:// only in pools of tcp listeners, options fit the mode', async () => {
+void test('configuration: tcp:// only in pools of tcp listeners, options fit the mode', async () => {
   await assert.rejects(
     start([{ address: '127.0.0.1:0', pool: 'p' }], {
       p: { backends: [{ url: 'tcp://127.0.0.1:9' }] },
