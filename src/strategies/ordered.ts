@@ -10,8 +10,8 @@
  *
  * Ties. Equal keys (every backend idle, identical estimates) go to the backend with the
  * smallest virtual turn; a pick advances the winner's turn to max(turn, now) + 1/weight, where
- * `now` is the largest turn handed out so far (start-time fair queuing). Among tied backends
- * this is a smooth weighted rotation (weights 1,2,3 share 1/6, 2/6, 3/6), never "always the
+ * `now` is the largest turn handed out so far (start-time fair queuing); equal turns go to the
+ * backend picked longest ago. Among tied backends this is a smooth weighted rotation (weights 1,2,3 share 1/6, 2/6, 3/6), never "always the
  * first backend"; a backend that was not picked for a while does not get a burst to catch up.
  */
 import {
@@ -33,6 +33,9 @@ export abstract class OrderedStrategy implements Strategy {
   /** Virtual turn of each slot (tie-break, see above). */
   protected turns = new Float64Array(0);
   private virtualNow = 0;
+  /** Pick order of each slot: equal turns go to the one picked longest ago. */
+  private stamps = new Float64Array(0);
+  private picks = 0;
   /** heap[i]: slot at heap position i; position[slot]: its heap position. */
   private heap = new Int32Array(0);
   private position = new Int32Array(0);
@@ -55,6 +58,7 @@ export abstract class OrderedStrategy implements Strategy {
     this.weights = new Float64Array(n);
     this.keys = new Float64Array(n);
     this.turns = new Float64Array(n);
+    this.stamps = new Float64Array(n);
     this.heap = new Int32Array(n);
     this.position = new Int32Array(n);
     this.slots = new Map();
@@ -67,6 +71,7 @@ export abstract class OrderedStrategy implements Strategy {
       const old = previous.get(backend);
       this.turns[slot] =
         old === undefined ? this.virtualNow + 1 / weight : (previousTurns[old] as number);
+      this.stamps[slot] = slot - n;
       this.slots.set(backend, slot);
       this.heap[slot] = slot;
       this.position[slot] = slot;
@@ -93,6 +98,7 @@ export abstract class OrderedStrategy implements Strategy {
     const turn = this.turns[slot] as number;
     if (turn > this.virtualNow) this.virtualNow = turn;
     this.turns[slot] = this.virtualNow + 1 / (this.weights[slot] as number);
+    this.stamps[slot] = ++this.picks;
     this.fix(this.position[slot] as number);
     return this.backends[slot];
   }
@@ -121,7 +127,11 @@ export abstract class OrderedStrategy implements Strategy {
   private less(a: number, b: number): boolean {
     const ka = this.keys[a] as number;
     const kb = this.keys[b] as number;
-    return ka < kb || (ka === kb && (this.turns[a] as number) < (this.turns[b] as number));
+    if (ka !== kb) return ka < kb;
+    const ta = this.turns[a] as number;
+    const tb = this.turns[b] as number;
+    if (ta !== tb) return ta < tb;
+    return (this.stamps[a] as number) < (this.stamps[b] as number);
   }
 
   private fix(i: number): void {

@@ -1,0 +1,390 @@
+// Behaviour of each built-in strategy beyond the shared conformance suite, in virtual time.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { validateConfig } from '../../src/config/load.js';
+import { AliasTable } from '../../src/strategies/alias-table.js';
+import { createStrategy } from '../../src/strategies/create.js';
+import { HashStrategy, parseHashKey } from '../../src/strategies/hash.js';
+import { LeastConnectionsStrategy } from '../../src/strategies/least-connections.js';
+import {
+  leastTimeKey,
+  LeastTimeChoicesStrategy,
+  LeastTimeStrategy,
+} from '../../src/strategies/least-time.js';
+import { RandomTwoStrategy } from '../../src/strategies/random-two.js';
+import type { BackendView, Strategy } from '../../src/strategies/types.js';
+import {
+  attach,
+  context,
+  fakeBackends,
+  FakeBackend,
+  seededRandom,
+  shares,
+  simulate,
+} from '../helpers/strategy-harness.js';
+
+/** Share of `id` in virtual second `second` of a simulation timeline. */
+function shareIn(timeline: Map<string, number>[], second: number, id: string): number {
+  const bucket = timeline[second] ?? new Map<string, number>();
+  const total = [...bucket.values()].reduce((sum, n) => sum + n, 0);
+  return total === 0 ? 0 : (bucket.get(id) ?? 0) / total;
+}
+
+// ---- least-time ---------------------------------------------------------------------------
+
+for (const [label, create] of [
+  ['least-time', () => new LeastTimeStrategy()],
+  ['least-time choices: 2', () => new LeastTimeChoicesStrategy(2, 'headers', seededRandom(1))],
+] as const) {
+  void test(`${label}: shifts away from a backend that turns 10x slower within a second, returns when it recovers`, () => {
+    const random = seededRandom(2);
+    const backends = fakeBackends([1, 1, 1]);
+    // b2 answers in 10 ms, 100 ms from t = 5 s to t = 12 s, then 10 ms again.
+    const slow = (b: FakeBackend, now: number): boolean =>
+      b.id === 'b2' && now >= 5_000 && now < 12_000;
+    const { timeline, picks } = simulate(create() as Strategy, backends, {
+      concurrency: 8,
+      requests: 16_000,
+      latency: (b, now) => (slow(b, now) ? 100 : 10) * (0.9 + 0.2 * random()),
+    });
+    assert.ok(timeline.length > 18, `simulation too short: ${timeline.length} s`);
+    assert.ok(shareIn(timeline, 3, 'b2') > 0.25, 'before: equal shares');
+    // The second after the change: already clearly less.
+    const during = shareIn(timeline, 6, 'b2');
+    assert.ok(during < 0.12, `b2 share in second 6: ${during}`);
+    for (let s = 7; s < 12; s++) {
+      assert.ok(shareIn(timeline, s, 'b2') < 0.1, `b2 share in second ${s}`);
+      assert.ok(shareIn(timeline, s, 'b2') > 0, `b2 still probed in second ${s}`);
+    }
+    // Recovery within a few seconds of b2 becoming fast again.
+    const after = shareIn(timeline, 15, 'b2');
+    assert.ok(after > 0.25, `b2 share in second 15: ${after}`);
+    assert.ok((picks.get('b2') as number) > 0);
+  });
+}
+
+void test('least-time: identical backends share equally even with sequential traffic (no starvation)', () => {
+  const random = seededRandom(3);
+  const backends = fakeBackends([1, 1, 1, 1]);
+  const { picks } = simulate(new LeastTimeStrategy(), backends, {
+    concurrency: 1,
+    requests: 8_000,
+    latency: () => 5 + 10 * random(),
+  });
+  for (const [id, share] of shares(picks)) {
+    assert.ok(Math.abs(share - 0.25) < 0.05, `${id}: ${(share * 100).toFixed(1)}%`);
+  }
+});
+
+void test('least-time: a backend slow once is tried again as its estimate decays (Traefik #12306)', () => {
+  const backends = fakeBackends([1, 1, 1]);
+  // b0 had one terrible streak at the start, then is as fast as the others.
+  const { timeline } = simulate(new LeastTimeStrategy(), backends, {
+    concurrency: 4,
+    requests: 12_000,
+    latency: (b, now) => (b.id === 'b0' && now < 500 ? 400 : 10),
+  });
+  const last = timeline.length - 2;
+  assert.ok(last > 8);
+  assert.ok(
+    shareIn(timeline, last, 'b0') > 0.25,
+    `b0 share at the end: ${shareIn(timeline, last, 'b0')}`,
+  );
+});
+
+void test('least-time: tells a 1 ms backend from a 15 ms one (no 20 ms buckets)', () => {
+  const backends = fakeBackends([1, 1]);
+  const { picks } = simulate(new LeastTimeStrategy(), backends, {
+    concurrency: 1,
+    requests: 4_000,
+    latency: (b) => (b.id === 'b0' ? 1 : 15),
+  });
+  const s = shares(picks);
+  assert.ok((s.get('b0') as number) > 0.8, `1 ms backend got ${s.get('b0')}`);
+});
+
+void test('least-time: a backend without samples gets one probe at a time, then competes', () => {
+  const strategy = new LeastTimeStrategy();
+  const [a, b, fresh] = fakeBackends([1, 1, 1]) as [FakeBackend, FakeBackend, FakeBackend];
+  a.ended(10, 0);
+  a.active = 0;
+  b.ended(10, 0);
+  b.active = 0;
+  attach(strategy, [a, b, fresh]);
+  assert.equal(strategy.pick(context()), fresh, 'the unsampled backend is probed first');
+  fresh.started();
+  for (let i = 0; i < 20; i++) {
+    const chosen = strategy.pick(context()) as FakeBackend;
+    assert.notEqual(chosen, fresh, 'no second request while the probe is in flight');
+    chosen.started();
+  }
+  assert.ok(leastTimeKey(fresh, 1, 'headers') === Infinity);
+});
+
+void test('least-time: a failing backend is avoided (a failure counts as a slow sample)', () => {
+  const backends = fakeBackends([1, 1, 1]);
+  for (const b of backends) {
+    b.started();
+    b.ended(10, 0);
+  }
+  const strategy = new LeastTimeStrategy();
+  attach(strategy, backends);
+  const broken = backends[0] as FakeBackend;
+  broken.started();
+  broken.ended(0, 1, true);
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 300; i++) {
+    const chosen = strategy.pick(context()) as FakeBackend;
+    counts.set(chosen.id, (counts.get(chosen.id) ?? 0) + 1);
+    chosen.started();
+    chosen.ended(10, 2 + i * 0.1);
+  }
+  assert.ok((counts.get('b0') ?? 0) < 10, `failing backend got ${counts.get('b0')}`);
+});
+
+void test('least-time: the heap order always equals a full scan of the keys', () => {
+  const random = seededRandom(4);
+  const strategy = new LeastTimeStrategy();
+  const backends = fakeBackends(Array.from({ length: 50 }, (_, i) => 1 + (i % 4)));
+  attach(strategy, backends);
+  for (let step = 0; step < 5_000; step++) {
+    const b = backends[(random() * backends.length) | 0] as FakeBackend;
+    if (b.active > 0 && random() < 0.6) b.ended(1 + random() * 100, step);
+    else b.started();
+    const chosen = strategy.pick(context()) as FakeBackend;
+    const best = Math.min(...backends.map((x) => leastTimeKey(x, x.effectiveWeight, 'headers')));
+    assert.equal(leastTimeKey(chosen, chosen.effectiveWeight, 'headers'), best);
+  }
+});
+
+// ---- least-connections -------------------------------------------------------------------
+
+void test('least-connections: idle ties rotate, never always the first backend', () => {
+  const strategy = new LeastConnectionsStrategy();
+  attach(strategy, fakeBackends([1, 1, 1]));
+  const order = Array.from({ length: 6 }, () => strategy.pick(context())?.id).join(' ');
+  assert.equal(order, 'b0 b1 b2 b0 b1 b2');
+});
+
+void test('least-connections: sequential ties follow the weights exactly (1,2,3 → 1/6, 2/6, 3/6)', () => {
+  const strategy = new LeastConnectionsStrategy();
+  attach(strategy, fakeBackends([1, 2, 3]));
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 600; i++) {
+    const id = strategy.pick(context())?.id as string;
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  assert.deepEqual([...counts.entries()].sort(), [
+    ['b0', 100],
+    ['b1', 200],
+    ['b2', 300],
+  ]);
+});
+
+void test('least-connections: picks the fewest in-flight requests per unit of weight', () => {
+  const strategy = new LeastConnectionsStrategy();
+  const [a, b, c] = fakeBackends([1, 2, 1]) as [FakeBackend, FakeBackend, FakeBackend];
+  attach(strategy, [a, b, c]);
+  for (let i = 0; i < 3; i++) a.started(); // 3 / 1
+  for (let i = 0; i < 4; i++) b.started(); // 4 / 2
+  for (let i = 0; i < 5; i++) c.started(); // 5 / 1
+  assert.equal(strategy.pick(context()), b);
+  b.ended(5, 1);
+  b.ended(5, 1); // 2 / 2
+  b.started();
+  assert.equal(strategy.pick(context()), b); // 3 / 2 < 3 / 1
+  assert.equal(strategy.pick(context({ excluded: new Set<BackendView>([b]) })), a);
+});
+
+void test('least-connections: a slow backend gets less traffic under concurrent load', () => {
+  const backends = fakeBackends([1, 1, 1]);
+  const { picks } = simulate(new LeastConnectionsStrategy(), backends, {
+    concurrency: 12,
+    requests: 6_000,
+    latency: (b) => (b.id === 'b2' ? 100 : 10),
+  });
+  const s = shares(picks);
+  assert.ok((s.get('b2') as number) < 0.15, `slow backend got ${s.get('b2')}`);
+});
+
+// ---- random, random-two -------------------------------------------------------------------
+
+void test('alias table: draws follow the weights', () => {
+  const table = new AliasTable();
+  table.build([1, 2, 3, 10]);
+  const random = seededRandom(5);
+  const counts = [0, 0, 0, 0];
+  const n = 160_000;
+  for (let i = 0; i < n; i++) (counts[table.draw(random())] as number)++;
+  [1, 2, 3, 10].forEach((w, i) => {
+    const share = (counts[i] as number) / n;
+    assert.ok(Math.abs(share - w / 16) < 0.005, `weight ${w}: ${share}`);
+  });
+});
+
+void test('random-two: of two draws, the one with fewer in-flight requests wins', () => {
+  const strategy = new RandomTwoStrategy(seededRandom(6));
+  const [busy, idle] = fakeBackends([1, 1]) as [FakeBackend, FakeBackend];
+  attach(strategy, [busy, idle]);
+  for (let i = 0; i < 5; i++) busy.started();
+  let idlePicks = 0;
+  for (let i = 0; i < 1_000; i++) if (strategy.pick(context()) === idle) idlePicks++;
+  // The busy one wins only when both draws land on it: 1/4 of the time.
+  assert.ok(idlePicks > 700 && idlePicks < 800, `idle picked ${idlePicks} times of 1000`);
+});
+
+// ---- hash ---------------------------------------------------------------------------------
+
+function ipContext(i: number): ReturnType<typeof context> {
+  return context({ clientAddress: `192.168.${(i >> 8) & 255}.${i & 255}` });
+}
+
+void test('hash: the same key always reaches the same backend', () => {
+  const strategy = new HashStrategy();
+  attach(strategy, fakeBackends([1, 1, 1, 1, 1]));
+  for (let i = 0; i < 500; i++) {
+    const first = strategy.pick(ipContext(i));
+    for (let j = 0; j < 5; j++) assert.equal(strategy.pick(ipContext(i)), first);
+  }
+});
+
+void test('hash: removing 1 of 5 backends moves only the keys that were on it; adding it back restores them', () => {
+  const strategy = new HashStrategy();
+  const all = fakeBackends([1, 1, 1, 1, 1]);
+  attach(strategy, all);
+  const keys = 20_000;
+  const before = Array.from({ length: keys }, (_, i) => strategy.pick(ipContext(i))?.id);
+  const removed = all[2] as FakeBackend;
+  attach(
+    strategy,
+    all.filter((b) => b !== removed),
+  );
+  let moved = 0;
+  for (let i = 0; i < keys; i++) {
+    const now = strategy.pick(ipContext(i))?.id;
+    if (before[i] !== removed.id) assert.equal(now, before[i], `key ${i} moved off a kept backend`);
+    else moved++;
+  }
+  assert.ok(moved / keys > 0.1 && moved / keys < 0.3, `moved ${moved} of ${keys} (≈ 1/5 expected)`);
+  attach(strategy, all);
+  for (let i = 0; i < keys; i++) assert.equal(strategy.pick(ipContext(i))?.id, before[i]);
+});
+
+void test('hash: weights are honoured (1,1,2 → 1/4, 1/4, 1/2 of keys, ±4 points)', () => {
+  const strategy = new HashStrategy();
+  attach(strategy, fakeBackends([1, 1, 2]));
+  const counts = new Map<string, number>();
+  const keys = 40_000;
+  for (let i = 0; i < keys; i++) {
+    const id = strategy.pick(ipContext(i))?.id as string;
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  const expected = new Map([
+    ['b0', 0.25],
+    ['b1', 0.25],
+    ['b2', 0.5],
+  ]);
+  for (const [id, n] of counts) {
+    assert.ok(Math.abs(n / keys - (expected.get(id) as number)) < 0.04, `${id}: ${n / keys}`);
+  }
+});
+
+void test('hash: an excluded pick falls over to the next backend on the ring, consistently', () => {
+  const strategy = new HashStrategy();
+  const all = fakeBackends([1, 1, 1, 1, 1]);
+  attach(strategy, all);
+  const without = new HashStrategy();
+  for (let i = 0; i < 2_000; i++) {
+    const first = strategy.pick(ipContext(i)) as FakeBackend;
+    const excluded = new Set<BackendView>([first]);
+    const second = strategy.pick(context({ clientAddress: ipContext(i).clientAddress, excluded }));
+    assert.ok(second !== undefined && second !== first);
+    // The fail-over target is where the key goes once `first` leaves the ring.
+    attach(
+      without,
+      all.filter((b) => b !== first),
+    );
+    assert.equal(without.pick(ipContext(i)), second);
+  }
+});
+
+void test('hash keys: header, cookie and path; missing ones fall back to the client address', () => {
+  const header = new HashStrategy({ kind: 'header', name: 'x-user' });
+  const cookie = new HashStrategy({ kind: 'cookie', name: 'sid' });
+  const path = new HashStrategy({ kind: 'path' });
+  const ip = new HashStrategy();
+  const h = (s: HashStrategy, ctx: ReturnType<typeof context>): number => s.keyHash(ctx);
+  assert.equal(
+    h(header, context({ headers: { 'x-user': 'alice' }, clientAddress: '1.1.1.1' })),
+    h(header, context({ headers: { 'x-user': 'alice' }, clientAddress: '2.2.2.2' })),
+  );
+  assert.notEqual(
+    h(header, context({ headers: { 'x-user': 'alice' } })),
+    h(header, context({ headers: { 'x-user': 'bob' } })),
+  );
+  assert.equal(
+    h(cookie, context({ headers: { cookie: 'a=1; sid=xyz; b=2' } })),
+    h(cookie, context({ headers: { cookie: 'sid=xyz' } })),
+  );
+  assert.notEqual(
+    h(cookie, context({ headers: { cookie: 'xsid=1; sid=abc' } })),
+    h(cookie, context({ headers: { cookie: 'sid=1' } })),
+  );
+  assert.equal(h(path, context({ url: '/a/b?x=1' })), h(path, context({ url: '/a/b?y=2' })));
+  assert.equal(
+    h(cookie, context({ clientAddress: '9.9.9.9' })),
+    h(ip, context({ clientAddress: '9.9.9.9' })),
+  );
+  assert.equal(
+    h(header, context({ clientAddress: '9.9.9.9' })),
+    h(ip, context({ clientAddress: '9.9.9.9' })),
+  );
+  assert.equal(parseHashKey('header:'), undefined);
+  assert.deepEqual(parseHashKey('header:X-User'), { kind: 'header', name: 'x-user' });
+});
+
+// ---- configuration ------------------------------------------------------------------------
+
+function poolWith(strategy: unknown): Record<string, unknown> {
+  return {
+    listeners: [{ address: '127.0.0.1:0', pool: 'web' }],
+    pools: { web: { strategy, backends: [{ url: 'http://127.0.0.1:9001' }] } },
+  };
+}
+
+void test('strategy options are validated with their key path', () => {
+  const cases: [unknown, RegExp][] = [
+    [
+      { name: 'least-time', choices: 1 },
+      /pools\.web\.strategy\.choices: expected a whole number from 2 to 16/,
+    ],
+    [{ name: 'least-time', measure: 'body' }, /pools\.web\.strategy\.measure/],
+    [
+      { name: 'hash', key: 'ip' },
+      /pools\.web\.strategy\.key: expected client-ip, path, header:<name> or cookie:<name>/,
+    ],
+    [{ name: 'random', choices: 2 }, /pools\.web\.strategy: .*choices/],
+    [
+      'least-tme',
+      /pools\.web\.strategy: expected one of round-robin, least-connections, least-time/,
+    ],
+  ];
+  for (const [strategy, message] of cases) {
+    assert.throws(() => validateConfig(poolWith(strategy) as never, 'test.yaml'), message);
+  }
+  const config = validateConfig(poolWith({ name: 'least-time', choices: 2 }) as never, 'test.yaml');
+  assert.deepEqual(config.pools.web?.strategy.options, { choices: 2, measure: 'headers' });
+});
+
+void test('every built-in is created from its configuration', async () => {
+  const made = [
+    await createStrategy({ name: 'least-time', options: { choices: 2, measure: 'headers' } }, '.'),
+    await createStrategy({ name: 'least-time', options: { measure: 'last-byte' } }, '.'),
+    await createStrategy({ name: 'hash', options: { key: 'cookie:sid', vnodes: 40 } }, '.'),
+    await createStrategy({ name: 'random-two', options: {} }, '.'),
+  ];
+  assert.ok(made[0] instanceof LeastTimeChoicesStrategy);
+  assert.ok(made[1] instanceof LeastTimeStrategy && made[1].measure === 'last-byte');
+  assert.ok(made[2] instanceof HashStrategy && made[2].vnodes === 40);
+  assert.equal(made[3]?.name, 'random-two');
+});
