@@ -73,3 +73,21 @@ function inOrder(backends: readonly Backend[], a: Backend[], b: Backend[]): Back
   const wanted = new Set([...a, ...b]);
   return backends.filter((backend) => wanted.has(backend));
 }
+
+/**
+ * For a retry that found every eligible backend already tried: a healthy backup backend not
+ * tried yet (the least busy), as nginx's proxy_next_upstream moves on to the backup servers
+ * once the primaries are exhausted. Undefined if there is none.
+ */
+export function untriedBackup(
+  backends: readonly Backend[],
+  excluded: ReadonlySet<unknown> | undefined,
+): Backend | undefined {
+  let best: Backend | undefined;
+  for (const backend of backends) {
+    if (!backend.backup || !backend.healthy || backend.adminState !== 'enabled') continue;
+    if (excluded?.has(backend) === true) continue;
+    if (best === undefined || backend.active < best.active) best = backend;
+  }
+  return best;
+}

@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import {
+  BodyTooLargeError,
   ClientAbortedError,
   NoBackendError,
   QueueFullError,
@@ -48,6 +49,7 @@ import {
   type QueuedRequest,
 } from './concurrency-gate.js';
 import { ReplayableBody } from './replay-body.js';
+import { untriedBackup } from '../health/eligibility.js';
 import { mayRetry, retryBudgetOf, retryCause, type RetryCause, type RetryRequest } from './retry.js';
 import { expectSocketReport, type SocketReuseTarget } from './reused-socket.js';
 
@@ -226,11 +228,13 @@ class Exchange
       this.counted = false;
       failed.requestEnded(true);
     }
-    const next = pickWithCapacity(this.options.pool, this);
+    const pool = this.options.pool;
+    const picked = pickWithCapacity(pool, this);
+    const next = picked === undefined ? untriedBackup(pool.backends, this.excluded) : picked;
     if (next === undefined || next === ALL_FULL) return false;
     this.options.logger.info(
       {
-        pool: this.options.pool.name,
+        pool: pool.name,
         backend: failed.id,
         next: next.id,
         cause,
@@ -363,7 +367,10 @@ class Exchange
     if (this.settled) return;
     const backend = this.backend as Backend;
     const classified = classifyUpstreamError(error, backend.id);
-    if (!(classified instanceof ClientAbortedError)) {
+    // The client's fault (gone, or a body over the pool's limit): no health report, no retry.
+    const clientFault =
+      classified instanceof ClientAbortedError || classified instanceof BodyTooLargeError;
+    if (!clientFault) {
       const pool = this.options.pool;
       const cause = retryCause(classified, this.reusedSocket, this.responseStarted);
       // A stale pooled connection is not the backend's fault: passive health ignores it.
@@ -377,7 +384,7 @@ class Exchange
         return;
       }
     }
-    this.settle(!(classified instanceof ClientAbortedError));
+    this.settle(!clientFault);
     if (classified instanceof ClientAbortedError) return;
     this.options.logger.warn(
       {
