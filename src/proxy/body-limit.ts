@@ -1,6 +1,6 @@
 /**
  * The per-pool request body limit (`pools.<name>.maxBodySize`) for bodies whose size is not
- * declared up front (chunked). A declared Content-Length above the limit is refused before any
+ * declared up front (chunked, or HTTP/2 without content-length). A declared Content-Length above the limit is refused before any
  * byte is read (src/server/client-limits.ts); a chunked body is counted as it streams to the
  * backend and, once it passes the limit, the upstream request fails with BodyTooLargeError:
  * the client gets 413 and its connection is closed (the rest of its body is not read).
@@ -11,7 +11,8 @@ import { BodyTooLargeError } from '../errors.js';
 
 /** The body to hand to undici: the request itself, or a counting pass-through when limited. */
 export function limitBody(req: IncomingMessage, res: ServerResponse, max: number): Readable {
-  if (max <= 0 || req.headers['transfer-encoding'] === undefined) return req;
+  // A declared Content-Length was already checked; chunked (and HTTP/2) bodies are counted.
+  if (max <= 0 || req.headers['content-length'] !== undefined) return req;
   let seen = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

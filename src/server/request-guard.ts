@@ -108,6 +108,8 @@ export class RequestGuard {
    */
   check(req: IncomingMessage, upgrade = false): Rejection | undefined {
     const version = req.httpVersion;
+    // HTTP/2 (nghttp2 frames it; there is no Transfer-Encoding or obs-fold): only the limits.
+    if (req.httpVersionMajor === 2) return this.checkHttp2(req);
     const http11 = version === '1.1';
     if (!http11 && version !== '1.0') return BAD_VERSION;
 
@@ -184,6 +186,17 @@ export class RequestGuard {
     else raw[hostIndex] = authority;
     req.headers.host = authority;
     return undefined;
+  }
+
+  private checkHttp2(req: IncomingMessage): Rejection | undefined {
+    if ((req.url ?? '').length > this.limits.maxUriLength) return URI_TOO_LONG;
+    const raw = req.rawHeaders;
+    if (raw.length >>> 1 > this.limits.maxHeaderCount) return TOO_MANY_HEADERS;
+    let size = 0;
+    for (let i = 0; i < raw.length; i++) size += (raw[i] as string).length;
+    return size + 4 * (raw.length >>> 1) > this.limits.maxHeaderSize
+      ? HEADERS_TOO_LARGE
+      : undefined;
   }
 }
 
