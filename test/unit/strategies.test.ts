@@ -13,11 +13,11 @@ import {
 } from '../../src/strategies/least-time.js';
 import { RandomTwoStrategy } from '../../src/strategies/random-two.js';
 import type { BackendView, Strategy } from '../../src/strategies/types.js';
+import type { FakeBackend } from '../helpers/strategy-harness.js';
 import {
   attach,
   context,
   fakeBackends,
-  FakeBackend,
   seededRandom,
   shares,
   simulate,
@@ -42,7 +42,7 @@ for (const [label, create] of [
     // b2 answers in 10 ms, 100 ms from t = 5 s to t = 12 s, then 10 ms again.
     const slow = (b: FakeBackend, now: number): boolean =>
       b.id === 'b2' && now >= 5_000 && now < 12_000;
-    const { timeline, picks } = simulate(create() as Strategy, backends, {
+    const { timeline, picks } = simulate(create(), backends, {
       concurrency: 8,
       requests: 16_000,
       latency: (b, now) => (slow(b, now) ? 100 : 10) * (0.9 + 0.2 * random()),
@@ -370,9 +370,9 @@ void test('strategy options are validated with their key path', () => {
     ],
   ];
   for (const [strategy, message] of cases) {
-    assert.throws(() => validateConfig(poolWith(strategy) as never, 'test.yaml'), message);
+    assert.throws(() => validateConfig(poolWith(strategy), 'test.yaml'), message);
   }
-  const config = validateConfig(poolWith({ name: 'least-time', choices: 2 }) as never, 'test.yaml');
+  const config = validateConfig(poolWith({ name: 'least-time', choices: 2 }), 'test.yaml');
   assert.deepEqual(config.pools.web?.strategy.options, { choices: 2, measure: 'headers' });
 });
 
