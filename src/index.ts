@@ -6,6 +6,7 @@
  *   await lb.close();
  */
 export { createLoadBalancer, LoadBalancer, type LoadBalancerOptions } from './load-balancer.js';
+export type { BackendEvent, LoadBalancerEvents } from './load-balancer-events.js';
 export { validateConfig, loadConfigFile } from './config/load.js';
 export type {
   Config,
@@ -13,7 +14,10 @@ export type {
   PoolConfig,
   BackendConfig,
   ListenerConfig,
+  DiscoveryConfig,
+  StrategySetting,
 } from './config/schema.js';
+export type { ProvidedStrategy } from './strategies/provided.js';
 export type {
   BackendExplanation,
   BackendView,
@@ -21,5 +25,6 @@ export type {
   Strategy,
   StrategyFactory,
 } from './strategies/types.js';
+export { isExcluded } from './strategies/types.js';
 export * from './errors.js';
 export { VERSION } from './version.js';

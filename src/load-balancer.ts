@@ -53,11 +53,12 @@ function addressText(address: ListenAddress): string {
   return formatAddress(address.host, address.port);
 }
 
-/**
- * Emits `backend-up`, `backend-down`, `backend-added` and `backend-removed`
- * (src/load-balancer-events.ts).
- */
-export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
+export class LoadBalancer {
+  /**
+   * `backend-up`, `backend-down`, `backend-added`, `backend-removed` (src/load-balancer-events.ts);
+   * also through on()/once()/off() below. (Not a subclass: `listeners` is taken.)
+   */
+  readonly events = new EventEmitter<LoadBalancerEvents>();
   /** The configuration in force (replaced by reload()). */
   config: Config;
   /** Pools by name; a reload updates kept pools in place and adds or removes the others. */
@@ -79,7 +80,6 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     baseDir: string,
     trustedProxies: TrustedProxies,
   ) {
-    super();
     this.config = config;
     this.pools = pools;
     this.listeners = listeners;
@@ -161,7 +161,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
       listeners.push(new HttpListener(listenerOptions(config, listenerConfig, proxy, logger)));
     }
     const balancer = new LoadBalancer(config, pools, listeners, logger, baseDir, trustedProxies);
-    for (const pool of pools.values()) forwardPoolEvents(pool, balancer);
+    for (const pool of pools.values()) forwardPoolEvents(pool, balancer.events);
     balancer.discovery = new PoolDiscoveries(pools, { logger, tlsFiles });
     try {
       await balancer.discovery.ready();
@@ -177,6 +177,34 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
       throw error;
     }
     return balancer;
+  }
+
+  /** Listens to a load balancer event (see LoadBalancerEvents). */
+  on<E extends keyof LoadBalancerEvents>(
+    event: E,
+    listener: (...args: LoadBalancerEvents[E]) => void,
+  ): this {
+    // The cast: TypeScript cannot narrow EventEmitter's conditional listener type for a generic E.
+    this.events.on(event, listener as never);
+    return this;
+  }
+
+  /** Listens to the next occurrence of an event. */
+  once<E extends keyof LoadBalancerEvents>(
+    event: E,
+    listener: (...args: LoadBalancerEvents[E]) => void,
+  ): this {
+    this.events.once(event, listener as never);
+    return this;
+  }
+
+  /** Removes a listener added with on() or once(). */
+  off<E extends keyof LoadBalancerEvents>(
+    event: E,
+    listener: (...args: LoadBalancerEvents[E]) => void,
+  ): this {
+    this.events.off(event, listener as never);
+    return this;
   }
 
   /** Bound addresses of the listeners, in configuration order. */
@@ -300,7 +328,7 @@ export class LoadBalancer extends EventEmitter<LoadBalancerEvents> {
     }
     for (const [name, pool] of addedPools) {
       this.pools.set(name, pool);
-      forwardPoolEvents(pool, this);
+      forwardPoolEvents(pool, this.events);
     }
     this.trustedProxies = trustedProxies;
     this.config = next;

@@ -12,7 +12,8 @@ export function validateStrategies(config: Config): ConfigIssue[] {
   for (const [poolName, pool] of Object.entries(config.pools)) {
     const { name, options } = pool.strategy;
     const path = ['pools', poolName, 'strategy'];
-    if (isCustomStrategyPath(name)) continue;
+    // Modules are checked when loaded; provided objects and factories when built.
+    if (pool.strategy.provided !== undefined || isCustomStrategyPath(name)) continue;
     const definition = builtinStrategies.get(name);
     if (definition === undefined) {
       issues.push({

@@ -61,6 +61,7 @@ export function assertStrategy(value: unknown, origin: string): Strategy {
 
 /** Builds the strategy for a pool. `baseDir` resolves relative module paths. */
 export async function createStrategy(config: StrategyConfig, baseDir: string): Promise<Strategy> {
+  if (config.provided !== undefined) return createProvidedStrategy(config);
   if (isCustomStrategyPath(config.name)) {
     const factory = await loadStrategyFactory(config.name, baseDir);
     let strategy: unknown;
@@ -77,4 +78,17 @@ export async function createStrategy(config: StrategyConfig, baseDir: string): P
   const definition = builtinStrategies.get(config.name);
   if (definition === undefined) throw new StrategyLoadError(`unknown strategy ${config.name}`);
   return definition.create(config.options);
+}
+
+/** A Strategy object, or a factory, given in a configuration object (library API). */
+function createProvidedStrategy(config: StrategyConfig): Strategy {
+  const provided = config.provided;
+  if (typeof provided !== 'function') return assertStrategy(provided, config.name);
+  let strategy: unknown;
+  try {
+    strategy = provided(config.options);
+  } catch (error) {
+    throw new StrategyLoadError(`strategy factory ${config.name} threw: ${String(error)}`, error);
+  }
+  return assertStrategy(strategy, `strategy factory ${config.name}`);
 }
