@@ -12,7 +12,7 @@ import {
   LeastTimeStrategy,
 } from '../../src/strategies/least-time.js';
 import { RandomTwoStrategy } from '../../src/strategies/random-two.js';
-import type { BackendView, Strategy } from '../../src/strategies/types.js';
+import type { BackendView } from '../../src/strategies/types.js';
 import type { FakeBackend } from '../helpers/strategy-harness.js';
 import {
   attach,
