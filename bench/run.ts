@@ -18,6 +18,7 @@ import { TASKSET } from './lib/procs.js';
 import { computeTargets, formatSummary, type BenchResults } from './lib/report.js';
 import { runBalancing } from './scenarios/balancing.js';
 import { runIdle, runStream } from './scenarios/memory.js';
+import { runTcp } from './scenarios/tcp.js';
 import { THROUGHPUT_CASES, runThroughput } from './scenarios/throughput.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -152,8 +153,18 @@ async function main(): Promise<number> {
       results = { ...results, idle: await runIdle(ctx, options.idleConnections, log) };
     if (options.sections.includes('pick'))
       results = { ...results, pick: await runPick(options, notes) };
-    if (options.sections.includes('tcp'))
-      notes.push('TCP mode: not in this build of anubis yet; skipped');
+    if (options.sections.includes('tcp')) {
+      results = {
+        ...results,
+        tcp: await runTcp(ctx, {
+          durationS: options.durationS,
+          warmupS: options.warmupS,
+          repeats: options.repeats,
+          autocannonScript,
+          log,
+        }),
+      };
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

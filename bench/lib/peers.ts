@@ -3,7 +3,7 @@
  * a configuration file written to the bench's temp directory, on free 127.0.0.1 ports, and
  * stopped by PID. Nothing here touches the system's nginx or HAProxy services.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   freePort,
@@ -137,17 +137,28 @@ export async function startAnubis(
   ctx: BenchContext,
   name: string,
   backends: readonly string[],
-  options: { workers: number | 'auto'; strategy?: string },
+  options: { workers: number | 'auto'; strategy?: string; mode?: 'http' | 'tcp' },
 ): Promise<RunningPeer> {
   const port = await freePort();
   const config = {
     workers: options.workers,
     log: { level: 'warn' },
-    listeners: [{ address: `127.0.0.1:${port}`, pool: 'bench' }],
+    // Like the nginx and HAProxy configurations: 60 s client keep-alive, no connection cap
+    // below what the idle-connection scenario holds.
+    limits: { keepAliveTimeout: '60s', maxConnections: 100_000 },
+    listeners: [
+      {
+        address: `127.0.0.1:${port}`,
+        pool: 'bench',
+        ...(options.mode === 'tcp' ? { mode: 'tcp' } : {}),
+      },
+    ],
     pools: {
       bench: {
         strategy: options.strategy ?? 'round-robin',
-        backends: backends.map((url) => ({ url })),
+        backends: backends.map((url) => ({
+          url: options.mode === 'tcp' ? url.replace('http://', 'tcp://') : url,
+        })),
         keepAliveTimeout: '60s',
       },
     },
@@ -207,12 +218,13 @@ ${balance === '' ? '' : `    ${balance};\n`}${servers}
   return { name, url: `http://127.0.0.1:${port}`, proc };
 }
 
-/** HAProxy in HTTP mode, one thread, keep-alive both sides, X-Forwarded-For. */
+/** HAProxy, one thread: HTTP mode (keep-alive both sides, X-Forwarded-For) or TCP mode. */
 export async function startHaproxy(
   ctx: BenchContext,
   name: string,
   backends: readonly string[],
   balance: string,
+  mode: 'http' | 'tcp' = 'http',
 ): Promise<RunningPeer> {
   const port = await freePort();
   const servers = backends.map((b, i) => `  server s${i} ${b.replace('http://', '')}`).join('\n');
@@ -222,14 +234,11 @@ export async function startHaproxy(
   log stderr format raw local0 emerg
 
 defaults
-  mode http
+  mode ${mode}
   timeout connect 5s
   timeout client 60s
   timeout server 60s
-  timeout http-keep-alive 60s
-  option forwardfor
-  http-reuse always
-
+${mode === 'http' ? '  timeout http-keep-alive 60s\n  option forwardfor\n  http-reuse always\n' : ''}
 frontend fe
   bind 127.0.0.1:${port}
   default_backend be
@@ -276,5 +285,38 @@ export async function startHttpProxyPeer(
     { cpus: ctx.proxyCpus },
   );
   await waitForPort(port, 20_000, proc);
+  return { name, url: `http://127.0.0.1:${port}`, proc };
+}
+
+/** nginx's stream module (layer 4), when the installed nginx has it. */
+export function nginxStreamModule(): string | undefined {
+  for (const file of [
+    '/usr/lib/nginx/modules/ngx_stream_module.so',
+    '/usr/share/nginx/modules/ngx_stream_module.so',
+  ]) {
+    if (existsSync(file)) return file;
+  }
+  return undefined;
+}
+
+/** nginx as a TCP proxy (stream module), one worker. */
+export async function startNginxStream(
+  ctx: BenchContext,
+  name: string,
+  backend: string,
+  module: string,
+): Promise<RunningPeer> {
+  const port = await freePort();
+  const conf = `load_module ${module};
+${nginxCommon(ctx.dir)}
+stream {
+  server {
+    listen 127.0.0.1:${port};
+    proxy_pass ${backend.replace('http://', '')};
+  }
+}
+`;
+  const proc = startNginx(ctx, name, port, conf, ctx.proxyCpus);
+  await waitForPort(port, 15_000, proc);
   return { name, url: `http://127.0.0.1:${port}`, proc };
 }

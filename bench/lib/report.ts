@@ -13,6 +13,7 @@ export interface BenchResults {
   readonly quick: boolean;
   readonly machine: Record<string, string | number | boolean>;
   readonly throughput?: ThroughputResult;
+  readonly tcp?: ThroughputResult;
   readonly balancing?: BalancingResult;
   readonly stream?: readonly StreamResult[];
   readonly idle?: IdleResult;
@@ -212,6 +213,7 @@ export function formatSummary(results: BenchResults): string {
   );
   out.push('Figures: median (min–max) over interleaved runs.');
   for (const c of results.throughput?.cases ?? []) out.push('', throughputTable(c));
+  for (const c of results.tcp?.cases ?? []) out.push('', throughputTable(c));
   for (const phase of results.balancing?.phases ?? []) out.push('', balancingTable(phase));
   if (results.stream !== undefined) {
     out.push(

@@ -120,6 +120,58 @@ async function startPeers(ctx: BenchContext, backend: string): Promise<RunningPe
   return peers;
 }
 
+export interface Target {
+  readonly name: string;
+  readonly url: string;
+}
+
+/** Runs every case against every target, interleaved, and summarises the runs. */
+export async function measureCases(
+  ctx: BenchContext,
+  targets: readonly Target[],
+  options: ThroughputOptions,
+  label: string,
+): Promise<CaseResult[]> {
+  const cases: CaseResult[] = [];
+  for (const testCase of options.cases) {
+    options.log(`${label}: ${testCase.title}`);
+    const spec = (url: string, durationS: number): LoadSpec => ({
+      url: `${url}${testCase.path}`,
+      connections: testCase.connections,
+      durationS,
+      ...(testCase.method !== undefined ? { method: testCase.method } : {}),
+      ...(testCase.bodyBytes !== undefined ? { bodyBytes: testCase.bodyBytes } : {}),
+      ...(testCase.close === true ? { close: true } : {}),
+    });
+    // One warm-up per target before the first case (JIT, connection pools), not measured.
+    if (options.warmupS > 0 && cases.length === 0) {
+      for (const target of targets) {
+        await runLoad(spec(target.url, options.warmupS), ctx.loadCpus, options.autocannonScript);
+      }
+    }
+    const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
+    for (const target of interleave(targets, options.repeats)) {
+      const result = await runLoad(
+        spec(target.url, options.durationS),
+        ctx.loadCpus,
+        options.autocannonScript,
+      );
+      runs.get(target.name)?.push(result);
+      options.log(
+        `  ${target.name.padEnd(20)} ${result.rps.toFixed(0).padStart(8)} req/s ${result.mbps.toFixed(1).padStart(8)} MB/s  p99 ${result.latencyMs.p99.toFixed(2)} ms${result.errors + result.badStatus > 0 ? `  errors ${result.errors} bad ${result.badStatus}` : ''}`,
+      );
+    }
+    cases.push({
+      id: testCase.id,
+      title: `${label === 'throughput' ? '' : `${label}: `}${testCase.title}`,
+      metric: testCase.metric,
+      connections: testCase.connections,
+      peers: targets.map((t) => summarizeRuns(t.name, runs.get(t.name) ?? [])),
+    });
+  }
+  return cases;
+}
+
 export async function runThroughput(
   ctx: BenchContext,
   options: ThroughputOptions,
@@ -135,42 +187,7 @@ export async function runThroughput(
       { name: 'direct', url: backend },
       ...peers.map((p) => ({ name: p.name, url: p.url })),
     ];
-    const cases: CaseResult[] = [];
-    for (const testCase of options.cases) {
-      options.log(`throughput: ${testCase.title}`);
-      const spec = (url: string, durationS: number): LoadSpec => ({
-        url: `${url}${testCase.path}`,
-        connections: testCase.connections,
-        durationS,
-        ...(testCase.method !== undefined ? { method: testCase.method } : {}),
-        ...(testCase.bodyBytes !== undefined ? { bodyBytes: testCase.bodyBytes } : {}),
-        ...(testCase.close === true ? { close: true } : {}),
-      });
-      // One warm-up per target before the first case (JIT, connection pools), not measured.
-      if (options.warmupS > 0 && cases.length === 0) {
-        for (const target of targets)
-          await runLoad(spec(target.url, options.warmupS), ctx.loadCpus, options.autocannonScript);
-      }
-      const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
-      for (const target of interleave(targets, options.repeats)) {
-        const result = await runLoad(
-          spec(target.url, options.durationS),
-          ctx.loadCpus,
-          options.autocannonScript,
-        );
-        runs.get(target.name)?.push(result);
-        options.log(
-          `  ${target.name.padEnd(20)} ${result.rps.toFixed(0).padStart(8)} req/s ${result.mbps.toFixed(1).padStart(8)} MB/s  p99 ${result.latencyMs.p99.toFixed(2)} ms${result.errors + result.badStatus > 0 ? `  errors ${result.errors} bad ${result.badStatus}` : ''}`,
-        );
-      }
-      cases.push({
-        id: testCase.id,
-        title: testCase.title,
-        metric: testCase.metric,
-        connections: testCase.connections,
-        peers: targets.map((t) => summarizeRuns(t.name, runs.get(t.name) ?? [])),
-      });
-    }
+    const cases = await measureCases(ctx, targets, options, 'throughput');
     return { backend: backends.kind, peers: targets.map((t) => t.name), cases };
   } finally {
     for (const peer of peers) await peer.proc.stop();
