@@ -38,7 +38,10 @@ export function probe(origin: string, check: ActiveCheckConfig): Promise<ProbeRe
 
 function probeTcp(url: URL, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    const socket = tcpConnect({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) });
+    const socket = tcpConnect({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port),
+    });
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ ok: false, reason: `connect timeout after ${timeoutMs} ms`, unreachable: true });
@@ -116,14 +119,22 @@ function probeHttp(url: URL, check: ActiveCheckConfig): Promise<ProbeResult> {
         if (body.includes(wanted)) {
           finish({ ok: true, reason: `status ${status}, body matched`, unreachable: false });
         } else if (body.length > MAX_BODY) {
-          finish({ ok: false, reason: `body does not contain ${JSON.stringify(wanted)}`, unreachable: false });
+          finish({
+            ok: false,
+            reason: `body does not contain ${JSON.stringify(wanted)}`,
+            unreachable: false,
+          });
         }
       });
       res.once('end', () => {
         finish(
           body.includes(wanted)
             ? { ok: true, reason: `status ${status}, body matched`, unreachable: false }
-            : { ok: false, reason: `body does not contain ${JSON.stringify(wanted)}`, unreachable: false },
+            : {
+                ok: false,
+                reason: `body does not contain ${JSON.stringify(wanted)}`,
+                unreachable: false,
+              },
         );
       });
       res.once('error', () => {

@@ -29,10 +29,7 @@ export interface EligibleSet {
   readonly healthyShare: number;
 }
 
-export function computeEligible(
-  backends: readonly Backend[],
-  panicThreshold: number,
-): EligibleSet {
+export function computeEligible(backends: readonly Backend[], panicThreshold: number): EligibleSet {
   const healthy: Backend[] = [];
   const reachable: Backend[] = [];
   const healthyBackups: Backend[] = [];

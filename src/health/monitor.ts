@@ -92,7 +92,11 @@ export class HealthMonitor {
       this.loops.set(backend, loop);
       // First check soon, spread over a fraction of the interval so a large pool is not
       // probed all at once.
-      this.schedule(backend, loop, Math.random() * Math.min(active.interval, 1_000) * active.jitter);
+      this.schedule(
+        backend,
+        loop,
+        Math.random() * Math.min(active.interval, 1_000) * active.jitter,
+      );
     }
   }
 
@@ -121,7 +125,10 @@ export class HealthMonitor {
     if (cooldown === 0) return;
     health.unreachable = kind === 'connect';
     health.checkSuccesses = 0;
-    const timer = setTimeout(() => this.endEjection(backend, 'cool-down over, half-open'), cooldown);
+    const timer = setTimeout(
+      () => this.endEjection(backend, 'cool-down over, half-open'),
+      cooldown,
+    );
     timer.unref();
     const previous = this.ejectionTimers.get(backend);
     if (previous !== undefined) clearTimeout(previous);

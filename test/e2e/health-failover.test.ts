@@ -82,7 +82,7 @@ function nextChange(
   });
 }
 
-test('kill one of three under steady GET load: no failed request, down within interval × fall, back within interval × rise', async (t) => {
+void test('kill one of three under steady GET load: no failed request, down within interval × fall, back within interval × rise', async (t) => {
   const backends = await startBackends(['a', 'b', 'c']);
   const interval = 200;
   const timeout = 200;
@@ -169,7 +169,7 @@ test('kill one of three under steady GET load: no failed request, down within in
   assert.deepEqual(failures, [], 'no client request failed');
 });
 
-test('all backends down: 503 at once with Retry-After; recovery without a restart once a check passes', async (t) => {
+void test('all backends down: 503 at once with Retry-After; recovery without a restart once a check passes', async (t) => {
   const backends = await startBackends(['a', 'b']);
   const lb = await startAnubis(
     backends.map((b) => ({ url: b.url, name: b.name })),
@@ -204,7 +204,7 @@ test('all backends down: 503 at once with Retry-After; recovery without a restar
   assert.equal(pool.mode, 'normal');
 });
 
-test('backup backends take traffic only while every primary is down', async (t) => {
+void test('backup backends take traffic only while every primary is down', async (t) => {
   const [primary, backup] = await startBackends(['primary', 'backup']);
   assert.ok(primary && backup);
   const lb = await startAnubis(

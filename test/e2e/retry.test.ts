@@ -57,7 +57,7 @@ function send(
   });
 }
 
-test('a POST whose body reached a backend that died is not replayed (502); the same GET is retried', async (t) => {
+void test('a POST whose body reached a backend that died is not replayed (502); the same GET is retried', async (t) => {
   const dying = await startDyingBackend();
   const seen: string[] = [];
   const healthy = await startBackend((req, res) => {
@@ -93,7 +93,7 @@ test('a POST whose body reached a backend that died is not replayed (502); the s
   assert.deepEqual(seen, ['GET ', 'GET ']);
 });
 
-test('a POST with an Idempotency-Key is retried when the pool opts in', async (t) => {
+void test('a POST with an Idempotency-Key is retried when the pool opts in', async (t) => {
   const dying = await startDyingBackend();
   const seen: string[] = [];
   const healthy = await startBackend((req, res) => {
@@ -150,7 +150,7 @@ function startOneShotKeepAliveBackend(): Promise<RawBackend & { answered: string
   }).then((raw) => Object.assign(raw, { answered }));
 }
 
-test('a pooled keep-alive connection the backend had closed: the next request on it does not fail (body replayed)', async (t) => {
+void test('a pooled keep-alive connection the backend had closed: the next request on it does not fail (body replayed)', async (t) => {
   const backend = await startOneShotKeepAliveBackend();
   const lb = await startAnubis([backend.url]);
   t.after(async () => {
@@ -168,12 +168,16 @@ test('a pooled keep-alive connection the backend had closed: the next request on
   }
   // Every request after the first met a stale pooled connection and was resent on a new one.
   assert.ok(backend.received.length >= 20, `${backend.received.length} connections`);
-  assert.equal(backend.answered.filter((a) => a.startsWith('POST')).length, 10, 'each POST processed once');
+  assert.equal(
+    backend.answered.filter((a) => a.startsWith('POST')).length,
+    10,
+    'each POST processed once',
+  );
   // Not the backend's fault: passive health never ejected it.
   assert.equal(pool.backends[0]?.healthy, true);
 });
 
-test('a backend that closes its keep-alive connection right after each response never fails a request', async (t) => {
+void test('a backend that closes its keep-alive connection right after each response never fails a request', async (t) => {
   // Advertises keep-alive, then ends the connection just after the response went out.
   const backend = await startRawBackend((data, socket) => {
     if (requestEnd(data) === -1) return;
@@ -187,19 +191,25 @@ test('a backend that closes its keep-alive connection right after each response 
   });
   const statuses = new Map<number, number>();
   for (let i = 0; i < 50; i++) {
-    const { status } = await send(lb.url, i % 2 === 0 ? 'GET' : 'POST', i % 2 === 0 ? undefined : 'x');
+    const { status } = await send(
+      lb.url,
+      i % 2 === 0 ? 'GET' : 'POST',
+      i % 2 === 0 ? undefined : 'x',
+    );
     statuses.set(status, (statuses.get(status) ?? 0) + 1);
   }
   assert.deepEqual([...statuses], [[200, 50]]);
 });
 
-test('a 503 is retried on another backend when retry.on lists it', async (t) => {
+void test('a 503 is retried on another backend when retry.on lists it', async (t) => {
   const busy = await startBackend((_req, res) => {
     res.writeHead(503, { 'content-type': 'text/plain' });
     res.end('busy');
   });
   const fine = await startBackend((_req, res) => res.end('fine'));
-  const lb = await startAnubis([busy.url, fine.url], { retry: { on: ['connect', 'reset', '503'] } });
+  const lb = await startAnubis([busy.url, fine.url], {
+    retry: { on: ['connect', 'reset', '503'] },
+  });
   t.after(async () => {
     await lb.close();
     await busy.close();

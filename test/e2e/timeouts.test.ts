@@ -30,7 +30,12 @@ function get(url: string): Promise<Timed> {
         resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - started }),
       );
       res.on('error', (error) =>
-        resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - started, error: error.message }),
+        resolve({
+          status: res.statusCode ?? 0,
+          body,
+          ms: performance.now() - started,
+          error: error.message,
+        }),
       );
     });
     req.on('error', (error) =>
@@ -40,7 +45,7 @@ function get(url: string): Promise<Timed> {
   });
 }
 
-test('a backend that accepts but never answers: 504 after timeouts.headers, the others keep serving', async (t) => {
+void test('a backend that accepts but never answers: 504 after timeouts.headers, the others keep serving', async (t) => {
   const hung = await startRawBackend(() => {});
   const fine = await startNamedBackend('fine');
   const lb = await startAnubis([hung.url, fine.url], { timeouts: { headers: '400ms' } });
@@ -70,7 +75,7 @@ test('a backend that accepts but never answers: 504 after timeouts.headers, the 
   );
 });
 
-test('a backend whose body stalls after the headers: the response is cut after timeouts.idle', async (t) => {
+void test('a backend whose body stalls after the headers: the response is cut after timeouts.idle', async (t) => {
   const stalling = await startBackend((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.write('first part;');
@@ -88,7 +93,7 @@ test('a backend whose body stalls after the headers: the response is cut after t
   assert.ok(result.ms >= 280 && result.ms < 5_000, `cut after ${Math.round(result.ms)} ms`);
 });
 
-test('timeouts.total: 504 when the whole exchange takes too long', async (t) => {
+void test('timeouts.total: 504 when the whole exchange takes too long', async (t) => {
   const slow = await startNamedBackend('slow', 2_000);
   const lb = await startAnubis([slow.url], { timeouts: { total: '300ms' } });
   t.after(async () => {
@@ -100,7 +105,7 @@ test('timeouts.total: 504 when the whole exchange takes too long', async (t) => 
   assert.ok(result.ms >= 280 && result.ms < 1_500, `504 after ${Math.round(result.ms)} ms`);
 });
 
-test('timeouts.connect: 504 when the backend does not complete the TCP handshake', async (t) => {
+void test('timeouts.connect: 504 when the backend does not complete the TCP handshake', async (t) => {
   // A listener with a backlog of 1 in a stopped process: once its accept queue is full the
   // kernel drops further SYNs, so a connect neither succeeds nor fails.
   const child = spawn(
