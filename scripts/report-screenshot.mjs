@@ -28,7 +28,7 @@ const context = await chromium.launchPersistentContext(profile, {
     '--disable-component-update',
     '--disable-sync',
   ],
-  viewport: { width: 860, height: 900 },
+  viewport: { width: 900, height: 900 },
   deviceScaleFactor: 1,
 });
 try {

@@ -13,7 +13,7 @@ import type { LoadProgress } from './load-generator.js';
 import { renderReport } from './report.js';
 import { runSimulation, type SimulationObserver } from './run.js';
 import { DEFAULT_BACKENDS, parseBackendsFlag, validateScenario } from './scenario.js';
-import { describeScenario, formatTable } from './table.js';
+import { describeScenario, formatTable, timeLimitNote } from './table.js';
 
 /** The flags of `anubis simulate`, as parsed by the CLI (raw strings). */
 export interface SimulateFlags {
@@ -130,6 +130,8 @@ export async function runSimulateCommand(flags: SimulateFlags): Promise<number> 
     reporter.stop();
   }
   process.stdout.write(`\n${formatTable(result)}`);
+  const note = timeLimitNote(result);
+  if (note !== undefined) process.stdout.write(`${note}\n`);
   if (flags.report !== undefined) {
     await writeFile(flags.report, renderReport(result));
     process.stdout.write(`\nreport written to ${flags.report}\n`);

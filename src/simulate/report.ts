@@ -10,7 +10,7 @@
  * Every chart is an `<svg data-chart="…">` and every series a `<path data-series="…">`, so a
  * browser test (and a curious reader of the source) can find them.
  */
-import { describeScenario, tableCells } from './table.js';
+import { describeScenario, tableCells, timeLimitNote } from './table.js';
 import type { SimulationResult } from './run.js';
 import type { RunSummary } from './stats.js';
 
@@ -91,7 +91,7 @@ function tickLabel(ms: number): string {
 }
 
 function latencyCdfChart(runs: readonly RunSummary[]): string {
-  const f: Frame = { width: 760, height: 380, left: 56, right: 16, top: 16, bottom: 44 };
+  const f: Frame = { width: 760, height: 380, left: 56, right: 28, top: 16, bottom: 44 };
   const all = runs.flatMap((r) => r.cdf.map(([ms]) => ms));
   // The axis spans the samples, widened to 1-2-5 steps: [niceBelow(min), niceAbove(max)].
   const lo = niceBelow(Math.max(0.1, all.length === 0 ? 1 : Math.min(...all)));
@@ -193,11 +193,11 @@ function htmlTable(result: SimulationResult): string {
 }
 
 const STYLE = `
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 800px; color: #1b1b1b; background: #fff; padding: 0 16px; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 860px; color: #1b1b1b; background: #fff; padding: 0 16px; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
 p.scenario { color: #444; margin: 0 0 16px; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: right; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 svg { display: block; max-width: 100%; height: auto; }
 .grid { stroke: #e4e4e4; stroke-width: 1; }
@@ -228,6 +228,7 @@ export function renderReport(result: SimulationResult): string {
 <h1>anubis simulate</h1>
 <p class="scenario">${escapeHtml(describeScenario(result.scenario))}</p>
 ${htmlTable(result)}
+${timeLimitNote(result) === undefined ? '' : `<p class="note">${escapeHtml(timeLimitNote(result) as string)}</p>`}
 <p class="note">Latencies are measured by the load generator (request sent → last byte), successful answers only; errors are counted apart. Shares are of successful answers.</p>
 <h2>Latency CDF per strategy</h2>
 ${latencyCdfChart(result.runs)}

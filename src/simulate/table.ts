@@ -49,7 +49,7 @@ export function tableCells(result: SimulationResult): { header: string[]; rows: 
     ...result.scenario.backends.map((b) => b.id),
   ];
   const rows = result.runs.map((run: RunSummary) => [
-    run.timeLimited ? `${run.strategy} (time limit)` : run.strategy,
+    run.strategy,
     run.throughput.toFixed(0),
     ms(run.p50Ms),
     ms(run.p90Ms),
@@ -59,6 +59,16 @@ export function tableCells(result: SimulationResult): { header: string[]; rows: 
     ...run.shares.map(percent),
   ]);
   return { header, rows };
+}
+
+/** A note for runs the time limit stopped (their figures cover the requests that completed). */
+export function timeLimitNote(result: SimulationResult): string | undefined {
+  const limited = result.runs.filter((r) => r.timeLimited);
+  if (limited.length === 0) return undefined;
+  return (
+    `time limit (${formatMs(result.scenario.timeLimitMs)}) reached by ${limited.map((r) => `${r.strategy} (${r.completed} requests)`).join(', ')}; ` +
+    'figures cover the requests that completed'
+  );
 }
 
 /** Aligned plain-text table; numbers right-aligned, the strategy column left-aligned. */

@@ -186,3 +186,22 @@ void test('the default comparison is the preferred strategies the registry has, 
   }
   assert.deepEqual(fromFlag('a:1ms').strategies, defaultStrategies());
 });
+
+void test('examples/simulate.yaml is a valid scenario, its pool keys valid for anubis', async () => {
+  const { readConfigFile } = await import('../../src/config/load.js');
+  const { checkRunConfig } = await import('../../src/simulate/run.js');
+  const file = new URL('../../examples/simulate.yaml', import.meta.url).pathname;
+  const scenario = validateScenario(await readConfigFile(file), file);
+  assert.deepEqual(scenario.backends.map(describeProfile), [
+    'steady:20ms±5ms',
+    'tail:20ms~120ms',
+    'degrading:20ms>150ms±30ms@2s',
+    'crashing:20ms>down@3s',
+  ]);
+  assert.equal(scenario.timeLimitMs, 5000);
+  checkRunConfig(scenario, file);
+  assert.throws(
+    () => checkRunConfig({ ...scenario, pool: { strategy: 'random' } }, 's.yaml'),
+    /s\.yaml: pool\.strategy: set by the simulator/,
+  );
+});
