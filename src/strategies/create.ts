@@ -31,13 +31,34 @@ export async function loadStrategyFactory(path: string, baseDir: string): Promis
     const detail = error instanceof Error ? error.message : String(error);
     throw new StrategyLoadError(`cannot load strategy module ${file}: ${detail}`, error);
   }
-  const factory = module.createStrategy ?? module.default;
-  if (typeof factory !== 'function') {
+  const factory = findFactory(module);
+  if (factory === undefined) {
     throw new StrategyLoadError(
       `strategy module ${file} must export a factory function (default export or createStrategy)`,
     );
   }
-  return factory as StrategyFactory;
+  return factory;
+}
+
+/**
+ * The factory a module exports: `createStrategy` or the default export. A .ts file outside an
+ * ESM package (no `"type": "module"` nearby) is compiled as CommonJS, and its exports then
+ * arrive one level down, under `default`.
+ */
+function findFactory(module: Record<string, unknown>): StrategyFactory | undefined {
+  const nested =
+    typeof module.default === 'object' && module.default !== null
+      ? (module.default as Record<string, unknown>)
+      : {};
+  for (const candidate of [
+    module.createStrategy,
+    module.default,
+    nested.createStrategy,
+    nested.default,
+  ]) {
+    if (typeof candidate === 'function') return candidate as StrategyFactory;
+  }
+  return undefined;
 }
 
 /** Checks that a value returned by a factory has the Strategy shape. */
