@@ -41,6 +41,7 @@ import {
 } from './headers.js';
 import { classifyUpstreamError } from './upstream-errors.js';
 import { limitBody } from './body-limit.js';
+import { forwardTrailers } from './trailers.js';
 import { UpgradeProxy } from './upgrade.js';
 import {
   ALL_FULL,
@@ -352,13 +353,14 @@ class Exchange
     return false;
   }
 
-  onComplete(): void {
+  onComplete(trailers: (Buffer | string)[] | null): void {
     if (this.discarding) {
       this.retryDiscarded();
       return;
     }
     const now = performance.now();
     (this.backend as Backend).recordLastByte(now - this.startedAt, now);
+    if (trailers !== null) forwardTrailers(this.req, this.res, trailers);
     this.res.end();
     this.settle(false);
   }
