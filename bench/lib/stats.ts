@@ -39,7 +39,8 @@ export function spread(values: readonly number[]): Spread {
  */
 export function percentileSorted(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
-  const rank = Math.ceil((q / 100) * sorted.length);
+  // The epsilon keeps 99.9% of 1000 at rank 999 despite 0.999 × 1000 = 999.0000000000001.
+  const rank = Math.ceil((q / 100) * sorted.length - 1e-9);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] as number;
 }
 

@@ -1,0 +1,179 @@
+// The bench harness's parsing and aggregation helpers (the benchmark itself is `npm run bench`,
+// never part of `npm test`).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { areaOf, summarizeProfile } from '../../bench/lib/cpu-profile.js';
+import { parseWrkOutput } from '../../bench/lib/load.js';
+import { parseBenchArgs } from '../../bench/lib/options.js';
+import { parseProcStatus } from '../../bench/lib/procs.js';
+import { computeTargets, type BenchResults } from '../../bench/lib/report.js';
+import {
+  formatSpread,
+  formatTable,
+  interleave,
+  median,
+  percentileSorted,
+  ratio,
+  spread,
+} from '../../bench/lib/stats.js';
+import { summarizeRuns } from '../../bench/scenarios/throughput.js';
+
+void test('median, spread and percentiles', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
+  assert.deepEqual(spread([5, Number.NaN, 1, 3]), { median: 3, min: 1, max: 5, runs: 3 });
+  const sorted = Array.from({ length: 1000 }, (_, i) => i + 1);
+  assert.equal(percentileSorted(sorted, 50), 500);
+  assert.equal(percentileSorted(sorted, 99), 990);
+  assert.equal(percentileSorted(sorted, 99.9), 999);
+  assert.equal(percentileSorted(sorted, 100), 1000);
+  assert.ok(Number.isNaN(ratio(1, 0)));
+  assert.equal(ratio(3, 2), 1.5);
+});
+
+void test('runs are interleaved A B C A B C', () => {
+  assert.deepEqual(interleave(['a', 'b', 'c'], 2), ['a', 'b', 'c', 'a', 'b', 'c']);
+});
+
+void test('tables and spreads format as Markdown', () => {
+  assert.equal(
+    formatSpread({ median: 1500, min: 1000, max: 2000, runs: 3 }),
+    '1,500 (1,000–2,000)',
+  );
+  assert.equal(formatSpread({ median: 2, min: 2, max: 2, runs: 1 }, 1), '2.0');
+  const table = formatTable(
+    ['peer', 'req/s'],
+    [
+      ['anubis', '10'],
+      ['nginx', '200'],
+    ],
+  );
+  assert.equal(
+    table,
+    '| peer   | req/s |\n|--------|------:|\n| anubis |    10 |\n| nginx  |   200 |',
+  );
+});
+
+void test("wrk's WRK_JSON line becomes a LoadResult (µs → ms, errors summed)", () => {
+  const output = [
+    'Running 1s test @ http://127.0.0.1:1/small',
+    'WRK_JSON {"requests":20000,"durationUs":2000000,"bytes":4000000,"errors":{"connect":1,"read":2,"write":0,"status":5,"timeout":3},"latencyUs":{"min":50,"mean":120.5,"max":9000,"p50":100,"p90":200,"p99":1500,"p999":4000}}',
+  ].join('\n');
+  const result = parseWrkOutput(output);
+  assert.equal(result.rps, 10_000);
+  assert.equal(result.mbps, 2);
+  assert.equal(result.errors, 6);
+  assert.equal(result.badStatus, 5);
+  assert.equal(result.latencyMs.p99, 1.5);
+  assert.equal(result.latencyMs.p999, 4);
+  assert.throws(() => parseWrkOutput('connection refused'), /wrk printed no result/);
+});
+
+void test('VmRSS and VmHWM come from /proc/PID/status', () => {
+  const status = 'Name:\tnode\nVmHWM:\t  131812 kB\nVmRSS:\t   87332 kB\nThreads:\t11\n';
+  assert.deepEqual(parseProcStatus(status), { rssKiB: 87332, hwmKiB: 131812 });
+  assert.equal(parseProcStatus('Name:\tnode\n'), undefined);
+});
+
+void test('bench options: quick defaults, sections validated', () => {
+  const quick = parseBenchArgs(['--quick']);
+  assert.equal(quick.durationS, 1);
+  assert.equal(quick.repeats, 2);
+  assert.equal(quick.pin, true);
+  const full = parseBenchArgs(['--only', 'throughput,idle', '--repeats', '5', '--no-pin']);
+  assert.deepEqual(full.sections, ['throughput', 'idle']);
+  assert.equal(full.repeats, 5);
+  assert.equal(full.pin, false);
+  assert.throws(() => parseBenchArgs(['--only', 'nope']), /unknown section/);
+  assert.throws(() => parseBenchArgs(['--duration', 'x']), /expected a number/);
+});
+
+void test('targets are ratios between peers of the same run', () => {
+  const run = (rps: number, p99: number) => ({
+    tool: 'wrk' as const,
+    requests: rps,
+    durationS: 1,
+    bytes: 0,
+    errors: 0,
+    badStatus: 0,
+    rps,
+    mbps: 0,
+    latencyMs: { mean: 1, p50: 1, p90: 1, p99, p999: p99, max: p99 },
+  });
+  const results: BenchResults = {
+    startedAt: 'now',
+    quick: true,
+    machine: {},
+    notes: [],
+    throughput: {
+      backend: 'nginx',
+      peers: [],
+      cases: [
+        {
+          id: 'small-ka-50',
+          title: 'small',
+          metric: 'rps',
+          connections: 50,
+          peers: [
+            summarizeRuns('direct', [run(100_000, 1)]),
+            summarizeRuns('anubis-1w', [run(26_000, 3)]),
+            summarizeRuns('anubis-auto', [run(39_000, 3)]),
+            summarizeRuns('nginx-1w', [run(50_000, 2)]),
+            summarizeRuns('fastify-reply-from', [run(20_000, 5)]),
+            summarizeRuns('http-proxy', [run(10_000, 9)]),
+          ],
+        },
+      ],
+    },
+    idle: {
+      requested: 10,
+      open: 10,
+      rssBeforeMiB: 1,
+      rssAfterMiB: 2,
+      bytesPerConnection: 10_240,
+      fdLimit: 100,
+      seconds: 1,
+    },
+  };
+  const targets = new Map(computeTargets(results).map((t) => [t.name, t]));
+  const node = targets.get('small GET keep-alive: anubis 1 worker / fastest Node peer (req/s)');
+  assert.equal(node?.measured, 1.3);
+  assert.equal(node?.pass, true);
+  assert.equal(
+    targets.get('small GET keep-alive: anubis 1 worker / nginx 1 worker (req/s)')?.measured,
+    0.52,
+  );
+  // (3 − 1) / (2 − 1): anubis adds twice nginx's p99.
+  assert.equal(targets.get('added p99 over direct: anubis / nginx')?.pass, false);
+  assert.equal(
+    targets.get('small GET keep-alive: anubis workers auto / 1 worker (req/s)')?.measured,
+    1.5,
+  );
+  assert.equal(targets.get('idle keep-alive connections: RSS per connection (KiB)')?.measured, 10);
+});
+
+void test('cpu profiles are summed by area and function', () => {
+  assert.equal(areaOf('file:///x/node_modules/undici/lib/a.js', 'f'), 'undici');
+  assert.equal(areaOf('file:///x/.cache/bench-build/src/proxy/http-proxy.js', 'f'), 'anubis');
+  assert.equal(areaOf('node:_http_server', 'f'), 'node:http');
+  assert.equal(areaOf('', '(garbage collector)'), 'GC');
+  const summary = summarizeProfile({
+    nodes: [
+      { id: 1, callFrame: { functionName: '(idle)', url: '', lineNumber: 0 } },
+      {
+        id: 2,
+        callFrame: {
+          functionName: 'onHeaders',
+          url: 'file:///r/src/proxy/http-proxy.js',
+          lineNumber: 9,
+        },
+      },
+    ],
+    samples: [1, 2, 2],
+    timeDeltas: [1000, 2000, 3000],
+  });
+  assert.equal(summary.totalMs, 6);
+  assert.equal(summary.byArea.get('anubis'), 5);
+  assert.equal(summary.byFunction.get('onHeaders src/proxy/http-proxy.js:10'), 5);
+});
