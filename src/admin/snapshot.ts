@@ -215,3 +215,46 @@ export function mergeSnapshots(snapshots: readonly Snapshot[]): Snapshot {
     })),
   };
 }
+
+/**
+ * Keeps the counters of a worker that exited, so cluster-wide counters never go backwards
+ * when a worker restarts (Prometheus counters must only grow). Gauges (active requests,
+ * health, weights) are not kept: they belong to live workers.
+ */
+export function retireSnapshot(retired: Snapshot | undefined, last: Snapshot): Snapshot {
+  const merged = retired === undefined ? last : mergeSnapshots([retired, last]);
+  return { ...merged, workers: 0 };
+}
+
+/** Adds retired workers' counters to the backends (and pools) that live workers report. */
+export function withRetired(live: Snapshot, retired: Snapshot | undefined): Snapshot {
+  if (retired === undefined) return live;
+  const retiredPools = new Map(retired.pools.map((p) => [p.name, p]));
+  return {
+    ...live,
+    pools: live.pools.map((pool) => {
+      const old = retiredPools.get(pool.name);
+      if (old === undefined) return pool;
+      const oldBackends = new Map(old.backends.map((b) => [b.id, b]));
+      return {
+        ...pool,
+        unrouted: pool.unrouted + old.unrouted,
+        strategyErrors: pool.strategyErrors + old.strategyErrors,
+        backends: pool.backends.map((backend) => {
+          const gone = oldBackends.get(backend.id);
+          if (gone === undefined) return backend;
+          return {
+            ...backend,
+            requests: backend.requests + gone.requests,
+            failures: backend.failures + gone.failures,
+            statusClasses: addArrays(backend.statusClasses, gone.statusClasses),
+            latencyBuckets: addArrays(backend.latencyBuckets, gone.latencyBuckets),
+            latencyCount: backend.latencyCount + gone.latencyCount,
+            latencySumMs: backend.latencySumMs + gone.latencySumMs,
+            counters: addRecords(backend.counters, gone.counters),
+          };
+        }),
+      };
+    }),
+  };
+}

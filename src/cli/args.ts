@@ -19,7 +19,9 @@ const OPTIONS = {
   workers: { type: 'string', short: 'w' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
+  'health-check': { type: 'string' },
   'access-log': { type: 'boolean' },
+  admin: { type: 'string' },
   name: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -43,7 +45,10 @@ export interface CliArgs {
   readonly workers: string | undefined;
   readonly logLevel: string | undefined;
   readonly logFormat: string | undefined;
+  /** Quick start: active HTTP health check path (docs/health.md). */
+  readonly healthCheck: string | undefined;
   readonly accessLog: boolean;
+  readonly admin: string | undefined;
   readonly name: string | undefined;
   readonly help: boolean;
   readonly version: boolean;
@@ -67,13 +72,17 @@ Flags:
   -c, --config FILE        YAML configuration file (see docs/configuration.md)
   -l, --listen ADDR        address to listen on, host:port (quick start default 127.0.0.1:8080)
   -b, --backend SPEC       backend URL, repeatable; options after commas:
-                           http://127.0.0.1:9002,weight=3,name=api-2
+                           http://127.0.0.1:9002,weight=3,name=api-2,backup=true
   -s, --strategy NAME      balancing strategy (default round-robin), or a path to a custom
                            strategy module (./my-strategy.ts)
+      --health-check PATH  quick start: check every backend with GET PATH every 5 s
+                           (2xx/3xx = healthy; see docs/health.md)
   -w, --workers N|auto     worker processes (default: auto = one per core; demo: 1)
       --log-level LEVEL    fatal, error, warn, info (default), debug, trace, silent
       --log-format FORMAT  json (default) or pretty
       --access-log         log one line per request
+      --admin ADDR         admin API, /metrics and dashboard on ADDR (e.g. 127.0.0.1:9090;
+                           loopback only unless admin.allowRemote is set in the file)
       --name NAME          name of the hello-world backend (hello command)
   -h, --help               show this help
   -v, --version            print the version
@@ -122,7 +131,9 @@ export function parseCli(argv: readonly string[]): CliArgs {
     workers: values.workers,
     logLevel: values['log-level'],
     logFormat: values['log-format'],
+    healthCheck: values['health-check'],
     accessLog: values['access-log'] ?? false,
+    admin: values.admin,
     name: values.name,
     help: values.help ?? false,
     version: values.version ?? false,
@@ -163,12 +174,18 @@ export function parseBackendSpec(spec: string): Record<string, unknown> {
         backend.weight = weight;
         break;
       }
+      case 'backup':
+        if (value !== 'true' && value !== 'false') {
+          throw new UsageError(`--backend backup must be true or false, found ${JSON.stringify(value)}`);
+        }
+        backend.backup = value === 'true';
+        break;
       case 'name':
         backend.name = value.trim();
         break;
       default:
         throw new UsageError(
-          `unknown --backend option ${JSON.stringify(key)} (expected weight or name)`,
+          `unknown --backend option ${JSON.stringify(key)} (expected weight, name or backup)`,
         );
     }
   }
@@ -197,6 +214,7 @@ export function quickStartConfig(args: CliArgs): ConfigInput {
       default: {
         strategy: args.strategy ?? 'round-robin',
         backends: args.backends.map(parseBackendSpec),
+        ...(args.healthCheck === undefined ? {} : { health: { active: { path: args.healthCheck } } }),
       },
     },
   };
@@ -211,6 +229,10 @@ export function applyOverrides(config: ConfigInput, args: CliArgs): ConfigInput 
   if (args.logLevel !== undefined) log.level = args.logLevel;
   if (args.logFormat !== undefined) log.format = args.logFormat;
   if (args.accessLog) log.access = true;
+  if (args.admin !== undefined) {
+    const admin = (out.admin ?? {}) as Record<string, unknown>;
+    out.admin = { ...admin, address: args.admin };
+  }
   if (Object.keys(log).length > 0) out.log = log;
   return out as ConfigInput;
 }

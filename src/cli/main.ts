@@ -4,26 +4,31 @@
  */
 import { dirname, resolve } from 'node:path';
 import { readConfigFile, validateConfig } from '../config/load.js';
-import type { Config, ConfigInput } from '../config/schema.js';
+import type { ConfigInput } from '../config/schema.js';
 import { AnubisError, ConfigError, ConfigReadError, UsageError } from '../errors.js';
-import { LoadBalancer } from '../load-balancer.js';
 import { createLogger } from '../logging/logger.js';
 import { VERSION } from '../version.js';
-import { isClusterWorker, resolveWorkerCount, runPrimary } from '../server/workers.js';
+import { isClusterWorker, resolveWorkerCount } from '../server/workers.js';
+import { runPrimary, type LoadedConfig } from '../server/cluster-primary.js';
+import { runWorker } from '../server/cluster-worker.js';
+import { runSingle } from '../server/single.js';
 import { applyOverrides, HELP, parseCli, quickStartConfig, type CliArgs } from './args.js';
 import { runDemo, runHello } from './demo.js';
 import { runSimulateCommand } from '../simulate/cli.js';
 
-const DRAIN_TIMEOUT_MS = 10_000;
-
-async function loadFromArgs(args: CliArgs): Promise<{ config: Config; baseDir: string }> {
+async function loadFromArgs(args: CliArgs): Promise<LoadedConfig> {
   let raw: ConfigInput;
   let source: string;
   let baseDir: string;
   if (args.config !== undefined) {
-    if (args.backends.length > 0 || args.listen !== undefined || args.strategy !== undefined) {
+    if (
+      args.backends.length > 0 ||
+      args.listen !== undefined ||
+      args.strategy !== undefined ||
+      args.healthCheck !== undefined
+    ) {
       throw new UsageError(
-        '--listen, --backend and --strategy build a configuration; do not combine them with --config',
+        '--listen, --backend, --strategy and --health-check build a configuration; do not combine them with --config',
       );
     }
     raw = (await readConfigFile(args.config)) as ConfigInput;
@@ -34,36 +39,26 @@ async function loadFromArgs(args: CliArgs): Promise<{ config: Config; baseDir: s
     source = 'command line';
     baseDir = process.cwd();
   }
-  return { config: validateConfig(applyOverrides(raw, args), source), baseDir };
+  const input = applyOverrides(raw, args);
+  return { config: validateConfig(input, source), raw: input, source, baseDir };
 }
 
-/** Starts the load balancer in this process and keeps it until SIGTERM/SIGINT. */
-async function serve(config: Config, baseDir: string): Promise<number> {
-  const logger = createLogger(config.log);
-  const balancer = await LoadBalancer.start(config, { logger, baseDir });
-  return new Promise((resolveExit) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      logger.info({ signal }, 'stopping: draining in-flight requests');
-      balancer.close(DRAIN_TIMEOUT_MS).then(
-        () => resolveExit(0),
-        (error: unknown) => {
-          logger.error({ err: error }, 'error while stopping');
-          resolveExit(1);
-        },
-      );
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
-}
-
+/**
+ * Runs the load balancer: one process (`workers: 1`), or a primary and its workers. A worker
+ * gets its configuration from the primary, not from the file. Reload (SIGHUP, POST
+ * /api/reload) re-reads the file; the quick start has none to re-read.
+ */
 async function start(args: CliArgs): Promise<number> {
-  const { config, baseDir } = await loadFromArgs(args);
-  const workers = resolveWorkerCount(config.workers);
-  if (workers > 1 && !isClusterWorker()) {
-    return runPrimary(workers, createLogger(config.log));
+  if (isClusterWorker()) return runWorker();
+  const load = (): Promise<LoadedConfig> => loadFromArgs(args);
+  const initial = await load();
+  const reload = args.config === undefined ? undefined : load;
+  const workers = resolveWorkerCount(initial.config.workers);
+  if (workers > 1) {
+    const logger = createLogger(initial.config.log);
+    return runPrimary({ count: workers, logger, initial, reload });
   }
-  return serve(config, baseDir);
+  return runSingle(initial, reload);
 }
 
 async function check(args: CliArgs): Promise<number> {

@@ -5,7 +5,8 @@
  *
  *   - a backend is "the same" when its id (name, or host:port) and URL are unchanged; its
  *     weight is updated (effective weight scaled by the same factor, so a slow start in
- *     progress continues from where it was);
+ *     progress continues from where it was) and its administrative state goes back to
+ *     `enabled`: runtime changes (admin API) not written to the file end with a reload;
  *   - new backends are added, removed ones leave the eligible set at once and drain up to
  *     `drainMs` (src/upstream/pool.ts removeBackend);
  *   - the strategy object is replaced only when its name or options changed, so a smooth
@@ -71,6 +72,8 @@ export function updatePoolInPlace(
     const next = wanted.get(backend.id);
     if (next !== undefined && next.url === backend.url) {
       setBackendWeight(backend, next.weight);
+      // The file is the source of truth: a runtime drain/disable ends with a reload.
+      backend.adminState = 'enabled';
       update.kept.push(backend.id);
       wanted.delete(backend.id);
     } else {

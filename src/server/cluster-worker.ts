@@ -1,0 +1,122 @@
+/**
+ * A cluster worker: asks the primary for its configuration (so a worker restarted after a
+ * reload runs the configuration in force, even if the file was since edited into an invalid
+ * one), starts a load balancer without the admin listener (the primary serves it), replays
+ * the runtime changes the primary remembers, then answers the primary's requests: snapshot,
+ * change, reload, explain. SIGTERM/SIGINT drain it like a single process.
+ */
+import { applyChange, explainPool, runtimeChangeSchema } from '../admin/control.js';
+import { takeSnapshot } from '../admin/snapshot.js';
+import { validateConfig } from '../config/load.js';
+import { AnubisError, ConfigError } from '../errors.js';
+import { LoadBalancer } from '../load-balancer.js';
+import { createLogger, type Logger } from '../logging/logger.js';
+import {
+  isAnubisMessage,
+  type ErrorPayload,
+  type InitMessage,
+  type RequestMessage,
+  type ResponseMessage,
+  type WorkerMessage,
+} from './cluster-ipc.js';
+
+function send(message: WorkerMessage): void {
+  process.send?.(message);
+}
+
+function waitForInit(): Promise<InitMessage> {
+  return new Promise((resolve) => {
+    const onMessage = (message: unknown): void => {
+      if (isAnubisMessage(message) && message.anubis === 'init') {
+        process.off('message', onMessage);
+        resolve(message as InitMessage);
+      }
+    };
+    process.on('message', onMessage);
+    send({ anubis: 'hello' });
+  });
+}
+
+export function errorPayload(error: unknown): ErrorPayload {
+  if (error instanceof ConfigError) {
+    return { code: error.code, message: error.message, status: 400, issues: error.issues };
+  }
+  if (error instanceof AnubisError) {
+    return { code: error.code, message: error.message, status: error.status };
+  }
+  return { code: 'ANUBIS_ADMIN_INTERNAL', message: String(error), status: 500 };
+}
+
+async function answer(
+  balancer: LoadBalancer,
+  request: RequestMessage,
+  source: string,
+): Promise<unknown> {
+  switch (request.op) {
+    case 'snapshot':
+      return takeSnapshot(balancer);
+    case 'change':
+      return applyChange(balancer, runtimeChangeSchema.parse(request.payload));
+    case 'reload':
+      return balancer.reload(validateConfig(request.payload, source));
+    case 'explain':
+      return explainPool(balancer, String(request.payload));
+  }
+}
+
+/** Runs this worker until it is told to stop; resolves with the exit code. */
+export async function runWorker(): Promise<number> {
+  const init = await waitForInit();
+  const config = validateConfig(init.raw, init.source);
+  const logger: Logger = createLogger(config.log);
+  const balancer = await LoadBalancer.start(config, {
+    logger,
+    baseDir: init.baseDir,
+    admin: false,
+  });
+  for (const change of init.changes) {
+    try {
+      await applyChange(balancer, change);
+    } catch (error) {
+      logger.warn({ err: error, change }, 'runtime change could not be replayed');
+    }
+  }
+  process.on('message', (message: unknown) => {
+    if (!isAnubisMessage(message) || message.anubis !== 'request') return;
+    const request = message as RequestMessage;
+    answer(balancer, request, init.source).then(
+      (result) => {
+        const response: ResponseMessage = { anubis: 'response', id: request.id, ok: true, result };
+        send(response);
+      },
+      (error: unknown) => {
+        const response: ResponseMessage = {
+          anubis: 'response',
+          id: request.id,
+          ok: false,
+          error: errorPayload(error),
+        };
+        send(response);
+      },
+    );
+  });
+  send({ anubis: 'ready' });
+  return new Promise((resolveExit) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      logger.info({ signal, drainMs: balancer.config.drainTimeout }, 'worker stopping: draining');
+      balancer.close(balancer.config.drainTimeout).then(
+        () => resolveExit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'error while stopping');
+          resolveExit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    // The primary is gone (killed hard): do not linger as an orphan.
+    process.once('disconnect', () => stop('SIGTERM'));
+    // The primary reloads through IPC; a SIGHUP sent to the whole process group is ignored here.
+    process.on('SIGHUP', () => {});
+  });
+}
