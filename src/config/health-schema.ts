@@ -97,8 +97,8 @@ export const healthSchema = z.strictObject({
   active: activeCheckSchema.optional(),
   passive: passiveHealthSchema.prefault({}),
   /**
-   * Panic: when the healthy share of primary backends drops below this (0–1; 0 disables),
-   * requests are balanced over every backend that can still be reached.
+   * Panic: when some but fewer than this share (0–1; 0 disables) of the primary backends are
+   * healthy, requests are balanced over every primary that can still be reached.
    */
   panicThreshold: z.number().min(0).max(1).default(0.5),
   /** A backend that comes (back) up ramps its effective weight from 10 % to 100 % over this; 0 = off. */

@@ -9,14 +9,16 @@
  *   normal  H ≠ ∅ and |H| ≥ panicThreshold · |P|      → H
  *   panic   H ≠ ∅ and |H| < panicThreshold · |P|      → H ∪ {unhealthy primaries still reachable}
  *   backup  H = ∅ and some backup is healthy           → healthy backups
- *   panic   H = ∅, no healthy backup, some reachable   → every reachable backend (primary or backup)
- *   down    nothing left                               → ∅ (the proxy answers 503 at once)
+ *   down    H = ∅ and no healthy backup                → ∅ (the proxy answers 503 at once)
  *
- * "Reachable" leaves out backends whose last failure was a connection that could not be made
- * (refused, unreachable, connect timeout): in panic mode a backend that fails its check or
- * returned 5xx may still serve real traffic, a closed port cannot. Envoy's panic mode (50 %
- * by default) balances over every host; anubis keeps dead ports out so that "all backends
- * down" stays an immediate 503 rather than a timeout.
+ * Panic exists because health verdicts can be wrong together (a shared dependency of the
+ * health endpoint, passive 5xx caused by bad requests): when only a few backends still look
+ * healthy, sending them everything would overload them too, so the load is spread again
+ * (Envoy's panic threshold, 50 % by default). "Reachable" leaves out backends whose last
+ * failure was a connection that could not be made (refused, unreachable, connect timeout): a
+ * backend failing its check or answering 5xx may still serve real traffic, a closed port
+ * cannot. Unlike Envoy, panic needs one healthy primary: when every backend is down the pool
+ * answers 503 with Retry-After at once, rather than trying backends it believes are down.
  */
 import type { Backend } from '../upstream/backend.js';
 
@@ -33,19 +35,16 @@ export function computeEligible(backends: readonly Backend[], panicThreshold: nu
   const healthy: Backend[] = [];
   const reachable: Backend[] = [];
   const healthyBackups: Backend[] = [];
-  const reachableBackups: Backend[] = [];
   let primaries = 0;
   for (const backend of backends) {
     if (backend.adminState !== 'enabled') continue;
-    const soft = !backend.healthy && !backend.health.unreachable;
     if (backend.backup) {
       if (backend.healthy) healthyBackups.push(backend);
-      else if (soft) reachableBackups.push(backend);
       continue;
     }
     primaries++;
     if (backend.healthy) healthy.push(backend);
-    else if (soft) reachable.push(backend);
+    else if (!backend.health.unreachable) reachable.push(backend);
   }
   const healthyShare = primaries === 0 ? 1 : healthy.length / primaries;
   if (healthy.length > 0) {
@@ -55,13 +54,6 @@ export function computeEligible(backends: readonly Backend[], panicThreshold: nu
     return { eligible: healthy, mode: 'normal', healthyShare };
   }
   if (healthyBackups.length > 0) return { eligible: healthyBackups, mode: 'backup', healthyShare };
-  if (panicThreshold > 0 && reachable.length + reachableBackups.length > 0) {
-    return {
-      eligible: inOrder(backends, reachable, reachableBackups),
-      mode: 'panic',
-      healthyShare,
-    };
-  }
   return { eligible: [], mode: 'down', healthyShare };
 }
 

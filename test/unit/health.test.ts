@@ -291,3 +291,33 @@ void test('configuration: defaults, and clear errors for bad health keys', () =>
       error instanceof ConfigError && /pools\.p\.retry\.on\[0\]/.test(error.message),
   );
 });
+
+void test('CLI quick start: --health-check PATH turns on active checks; backup=true on --backend', async () => {
+  const { parseCli, quickStartConfig } = await import('../../src/cli/args.js');
+  const args = parseCli([
+    '--backend',
+    'http://127.0.0.1:9001',
+    '--backend',
+    'http://127.0.0.1:9002,backup=true',
+    '--health-check',
+    '/healthz',
+  ]);
+  const config = validateConfig(quickStartConfig(args), 'command line');
+  const pool = config.pools.default;
+  assert.ok(pool);
+  assert.equal(pool.health.active?.path, '/healthz');
+  assert.equal(pool.health.active?.interval, 5_000);
+  assert.deepEqual(
+    pool.backends.map((b) => b.backup),
+    [false, true],
+  );
+  const without = validateConfig(
+    quickStartConfig(parseCli(['--backend', 'http://127.0.0.1:9001'])),
+    'command line',
+  );
+  assert.equal(without.pools.default?.health.active, undefined);
+  assert.throws(
+    () => quickStartConfig(parseCli(['--backend', 'http://127.0.0.1:9001,backup=yes'])),
+    /backup must be true or false/,
+  );
+});
