@@ -13,6 +13,7 @@ import { formatAddress, type ListenAddress } from './config/units.js';
 import type { AdminServer } from './admin/server.js';
 import { startLocalAdmin } from './admin/local.js';
 import { sameStrategy, updatePoolInPlace } from './reload/pool-update.js';
+import { drainUpgradedOnRemoval } from './reload/upgraded-drain.js';
 import type { Strategy } from './strategies/types.js';
 import { silentLogger, type Logger } from './logging/logger.js';
 import { TrustedProxies } from './proxy/headers.js';
@@ -161,7 +162,10 @@ export class LoadBalancer {
       listeners.push(new HttpListener(listenerOptions(config, listenerConfig, proxy, logger)));
     }
     const balancer = new LoadBalancer(config, pools, listeners, logger, baseDir, trustedProxies);
-    for (const pool of pools.values()) forwardPoolEvents(pool, balancer.events);
+    for (const pool of pools.values()) {
+      forwardPoolEvents(pool, balancer.events);
+      drainUpgradedOnRemoval(pool, () => balancer.config.drainTimeout, logger);
+    }
     balancer.discovery = new PoolDiscoveries(pools, { logger, tlsFiles });
     try {
       await balancer.discovery.ready();
@@ -329,6 +333,7 @@ export class LoadBalancer {
     for (const [name, pool] of addedPools) {
       this.pools.set(name, pool);
       forwardPoolEvents(pool, this.events);
+      drainUpgradedOnRemoval(pool, () => this.config.drainTimeout, logger);
     }
     this.trustedProxies = trustedProxies;
     this.config = next;
