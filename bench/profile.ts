@@ -2,13 +2,13 @@
  * `node --import tsx bench/profile.ts [seconds] [connections] [path]`: runs anubis (1 worker,
  * pinned like the bench) under wrk load with `node --cpu-prof`, then prints where the CPU time
  * went: self time by function and by area (node:http, undici, anubis, GC, idle…).
- * The .cpuprofile file is kept in .cache/ for a flame graph (Chrome DevTools, speedscope).
+ * BENCH_REF=HEAD profiles src/ as committed. The .cpuprofile file is kept in .cache/ for a flame graph (Chrome DevTools, speedscope).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildForBench } from './lib/build.js';
 import { runLoad } from './lib/load.js';
 import { startNginxBackend, startNodeBackends, NGINX, type BenchContext } from './lib/peers.js';
 import { freePort, spawnProcess, waitForPort } from './lib/procs.js';
@@ -28,10 +28,7 @@ async function main(): Promise<void> {
   const connections = Number(process.argv[3] ?? 50);
   const path = process.argv[4] ?? '/small';
   const root = fileURLToPath(new URL('..', import.meta.url));
-  const buildDir = join(root, '.cache/bench-build');
-  const tsc = join(root, 'node_modules/typescript/bin/tsc');
-  spawnSync(process.execPath, [tsc, '-p', join(root, 'bench/tsconfig.build.json')]);
-  writeFileSync(join(buildDir, 'package.json'), readFileSync(join(root, 'package.json')));
+  const buildDir = buildForBench(root, process.env.BENCH_REF).dir;
   const dir = mkdtempSync(join(tmpdir(), 'anubis-profile-'));
   const ctx: BenchContext = {
     dir,

@@ -7,10 +7,11 @@
  * `workers: auto` is left unpinned, since its point is to use every core.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildForBench } from './lib/build.js';
 import { WRK } from './lib/load.js';
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from './lib/options.js';
 import { HAPROXY, NGINX, type BenchContext } from './lib/peers.js';
@@ -34,20 +35,6 @@ function versionOf(command: string | undefined, args: string[]): string {
   return `${out.stdout}${out.stderr}`.split('\n')[0]?.trim() ?? '?';
 }
 
-/** Compiles src/ and the bench's child scripts to .cache/bench-build (type errors are reported, not fatal). */
-function build(): void {
-  const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
-  const out = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'bench/tsconfig.build.json')], {
-    encoding: 'utf8',
-  });
-  if (out.status !== 0)
-    log(`build: tsc reported errors (output emitted anyway):\n${out.stdout.slice(0, 2_000)}`);
-  if (!existsSync(join(BUILD_DIR, 'src/cli/main.js')))
-    throw new Error('build failed: no src/cli/main.js emitted');
-  // src/version.ts reads ../package.json relative to itself, as it does from dist/.
-  copyFileSync(join(ROOT, 'package.json'), join(BUILD_DIR, 'package.json'));
-}
-
 /** Pins this process (all its threads) to the load CPUs, so in-process clients stay off the proxy's CPU. */
 function pinSelf(cpus: string | undefined): void {
   if (cpus === undefined || TASKSET === undefined) return;
@@ -68,10 +55,10 @@ async function runPick(options: BenchOptions, notes: string[]): Promise<unknown>
     return undefined;
   }
   log('pick(): strategy micro-benchmark');
+  // bench/pick.ts (the strategies' micro-benchmark): pool sizes and CPU time per case.
   return await module.runPickBenchmark({
-    quick: options.quick,
-    backendCounts: [3, 100, 1_000],
-    log,
+    sizes: [3, 100, 1_000],
+    durationMs: options.quick ? 100 : 300,
   });
 }
 
@@ -100,7 +87,10 @@ async function main(): Promise<number> {
   if (HAPROXY === undefined) notes.push('haproxy not installed: no HAProxy peer');
 
   log('building anubis and the bench children (tsc)…');
-  build();
+  const built = buildForBench(ROOT, options.ref);
+  if (built.typeErrors !== '') {
+    log(`build: tsc reported errors (output emitted anyway):\n${built.typeErrors.slice(0, 2_000)}`);
+  }
   pinSelf(ctxBase.loadCpus);
   const dir = mkdtempSync(join(tmpdir(), 'anubis-bench-'));
   const ctx: BenchContext = { ...ctxBase, dir };

@@ -23,6 +23,8 @@ export interface BenchOptions {
   readonly node: string;
   /** Throughput case ids to run (all when empty). */
   readonly cases: readonly string[];
+  /** Benchmark src/ as of this git ref instead of the working tree. */
+  readonly ref: string | undefined;
   readonly help: boolean;
 }
 
@@ -39,6 +41,7 @@ export const BENCH_HELP = `npm run bench -- [options]
   --idle-connections N    idle keep-alive connections to hold (default 10000)
   --no-pin                do not pin processes to CPUs with taskset
   --node PATH             Node binary for anubis and the Node peers (default: this one)
+  --ref REF               benchmark src/ as committed at git REF (e.g. HEAD), not the working tree
 `;
 
 function positiveNumber(name: string, value: string | undefined, fallback: number): number {
@@ -64,6 +67,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'idle-connections': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       node: { type: 'string' },
+      ref: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -104,6 +108,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     pin: values['no-pin'] !== true,
     node: values.node ?? process.execPath,
     cases: values.cases === undefined ? [] : values.cases.split(',').map((s) => s.trim()),
+    ref: values.ref,
     help: values.help === true,
   };
 }
