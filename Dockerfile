@@ -25,7 +25,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
-USER node
+# The image's `node` user, by number so that Kubernetes' runAsNonRoot can verify it.
+USER 1000:1000
 EXPOSE 8080
 # Asks the admin API when `admin` is configured, else connects to the first listener
 # (src/cli/healthcheck.ts): no curl in the image, no probe traffic to backends.

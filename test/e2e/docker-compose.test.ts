@@ -108,7 +108,7 @@ void test('the Dockerfile copies files that exist and that .dockerignore lets th
     assert.ok(existsSync(join(context, source)), `${source} exists`);
     assert.ok(!ignored.includes(source), `${source} is not in .dockerignore`);
   }
-  assert.match(dockerfile, /^USER node$/m, 'runs as a non-root user');
+  assert.match(dockerfile, /^USER [1-9]\d*:[1-9]\d*$/m, 'runs as a non-root user, by number');
   assert.match(dockerfile, /^HEALTHCHECK .*\n\s+CMD \["node", "dist\/cli\/healthcheck\.js"\]/m);
   assert.ok(existsSync(join(ROOT, 'src', 'cli', 'healthcheck.ts')));
   assert.match(
