@@ -203,3 +203,15 @@ export function buildResponseHeaders(rawHeaders: readonly Buffer[]): string[] {
   }
   return filtered;
 }
+
+/**
+ * A reason phrase Node's writeHead accepts (RFC 9112 §4: HTAB, SP, VCHAR, obs-text). undici
+ * lets through what llhttp accepts, e.g. DEL, which writeHead would throw on.
+ */
+export function isValidReasonPhrase(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
+  }
+  return true;
+}

@@ -35,6 +35,7 @@ import type { UpstreamPool } from '../upstream/pool.js';
 import {
   buildRequestHeaders,
   buildResponseHeaders,
+  isValidReasonPhrase,
   normalizeAddress,
   resolveClientAddress,
   type TrustedProxies,
@@ -75,7 +76,8 @@ export function sendError(
     return;
   }
   const body = `${status} ${STATUS_CODES[status] ?? 'Error'}\n`;
-  res.writeHead(status, {
+  // The reason is explicit: a refused backend reason phrase may linger in res.statusMessage.
+  res.writeHead(status, STATUS_CODES[status] ?? 'Error', {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     ...extraHeaders,
@@ -341,7 +343,9 @@ class Exchange
     const headers = buildResponseHeaders(rawHeaders);
     if (this.options.pool.config.exposeBackendHeader) headers.push('x-anubis-backend', backend.id);
     // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
-    if (statusText === '' || this.req.httpVersionMajor === 2) this.res.writeHead(statusCode, headers);
+    // A reason phrase Node would refuse (control characters) is replaced by the standard one.
+    if (statusText === '' || this.req.httpVersionMajor === 2 || !isValidReasonPhrase(statusText))
+      this.res.writeHead(statusCode, headers);
     else this.res.writeHead(statusCode, statusText, headers);
     return true;
   }
