@@ -121,7 +121,7 @@ export async function runSimulateCommand(flags: SimulateFlags): Promise<number> 
   const scenario = validateScenario(raw, source);
   const baseDir = flags.scenario === undefined ? process.cwd() : dirname(resolve(flags.scenario));
   process.stdout.write(`anubis simulate: ${describeScenario(scenario)}\n`);
-  process.stdout.write(`strategies: ${scenario.strategies.map((s) => s.name).join(', ')}\n\n`);
+  process.stdout.write(`strategies: ${scenario.strategies.map((s) => s.label).join(', ')}\n\n`);
   const reporter = progressReporter(process.stderr);
   let result;
   try {

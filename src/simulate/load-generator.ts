@@ -4,8 +4,10 @@
  * `timeLimitMs` has passed. Closed loop is what makes strategies differ visibly: a client
  * stuck on a slow backend sends nothing else meanwhile, so throughput falls with latency.
  *
- * Request paths come from a seeded stream (`/key/<0..999>`), identical for every strategy
- * in a run, so a hash strategy sees the same keys each time. Each answer names its backend
+ * Each request comes from one of KEY_SPACE simulated clients, drawn from a seeded stream
+ * identical for every strategy in a run: client k asks for `/key/k` from address
+ * 10.0.⌊k/256⌋.(k mod 256), sent as `X-Forwarded-For` (the run trusts 127.0.0.1), so a hash
+ * strategy sees the same keys each time, by path or by client IP. Each answer names its backend
  * in `x-anubis-backend` (the pool's `exposeBackendHeader`); errors (5xx, failed requests)
  * count apart and name no backend.
  *
@@ -58,13 +60,22 @@ export interface LoadProgress {
   readonly total: number;
 }
 
-/** The request paths of a run: `/key/<k>`, k drawn uniformly from the seeded load stream. */
-export function requestPaths(seed: number, requests: number): string[] {
+/** The simulated client of each request: k drawn uniformly from the seeded load stream. */
+export function requestClients(seed: number, requests: number): Uint16Array {
   const random = createRandom(deriveSeed(seed, LOAD_STREAM));
-  const names = Array.from({ length: KEY_SPACE }, (_, k) => `/key/${k}`);
-  const paths = new Array<string>(requests);
-  for (let i = 0; i < requests; i++) paths[i] = names[Math.floor(random() * KEY_SPACE)] as string;
-  return paths;
+  const clients = new Uint16Array(requests);
+  for (let i = 0; i < requests; i++) clients[i] = Math.floor(random() * KEY_SPACE);
+  return clients;
+}
+
+/** The request paths of a run: `/key/<k>` for each request's client k. */
+export function requestPaths(seed: number, requests: number): string[] {
+  return Array.from(requestClients(seed, requests), (k) => `/key/${k}`);
+}
+
+/** Client k's address: 10.0.⌊k/256⌋.(k mod 256). */
+export function clientAddress(k: number): string {
+  return `10.0.${k >> 8}.${k & 255}`;
 }
 
 export async function generateLoad(
@@ -72,12 +83,17 @@ export async function generateLoad(
   progress: LoadProgress = { completed: 0, total: options.requests },
 ): Promise<LoadResult> {
   const { requests, concurrency, timeLimitMs } = options;
-  const paths = requestPaths(options.seed, requests);
+  const clients = requestClients(options.seed, requests);
+  // Built once per client, reused by every request of that client.
+  const paths = Array.from({ length: KEY_SPACE }, (_, k) => `/key/${k}`);
+  const headers = Array.from({ length: KEY_SPACE }, (_, k) => ({
+    'x-forwarded-for': clientAddress(k),
+  }));
   const backendIndex = new Map(options.backendIds.map((id, i) => [id, i]));
   const latencyMs = new Float64Array(requests);
   const endedAtMs = new Float64Array(requests);
   const backend = new Int16Array(requests);
-  const client = new Pool(options.url, {
+  const pool = new Pool(options.url, {
     connections: concurrency,
     pipelining: 1,
     headersTimeout: timeLimitMs + STOP_GRACE_MS,
@@ -95,11 +111,16 @@ export async function generateLoad(
 
   const virtualClient = async (): Promise<void> => {
     while (sent < requests && !stopped && performance.now() < deadline) {
-      const path = paths[sent++] as string;
+      const client = clients[sent++] as number;
       const sentAt = performance.now();
       let answeredBy = -1;
       try {
-        const response = await client.request({ path, method: 'GET', signal: abort.signal });
+        const response = await pool.request({
+          path: paths[client] as string,
+          method: 'GET',
+          headers: headers[client] as Record<string, string>,
+          signal: abort.signal,
+        });
         await response.body.dump();
         const header = response.headers['x-anubis-backend'];
         if (response.statusCode < 500 && typeof header === 'string') {
@@ -118,11 +139,11 @@ export async function generateLoad(
     }
   };
 
-  const clients = Promise.all(Array.from({ length: concurrency }, () => virtualClient()));
+  const running = Promise.all(Array.from({ length: concurrency }, () => virtualClient()));
   // The whole run is bounded: the time limit plus the grace for requests in flight.
   let hardStop: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
-    clients.then(() => 'done' as const),
+    running.then(() => 'done' as const),
     new Promise<'cut'>((resolve) => {
       hardStop = setTimeout(() => resolve('cut'), timeLimitMs + STOP_GRACE_MS);
     }),
@@ -132,9 +153,9 @@ export async function generateLoad(
   if (outcome === 'cut') {
     stopped = true;
     abort.abort();
-    await clients;
+    await running;
   }
-  await client.destroy();
+  await pool.destroy();
   // Samples are in completion order, so the last one ended last.
   const durationMs = completed === 0 ? end - start : (endedAtMs[completed - 1] as number);
   return {

@@ -8,6 +8,8 @@ import { validateConfig } from '../config/load.js';
 import type { ConfigInput } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { createLoadBalancer } from '../load-balancer.js';
+import { createStrategy } from '../strategies/create.js';
+import { isCustomStrategyPath } from '../strategies/registry.js';
 import { startSimulatedBackends } from './backends.js';
 import { generateLoad, type LoadProgress } from './load-generator.js';
 import type { Scenario, StrategyChoice } from './scenario.js';
@@ -45,6 +47,8 @@ export function runConfig(
   return {
     workers: 1,
     log: { level: 'silent' },
+    // The load generator sends each simulated client's address in X-Forwarded-For.
+    trustedProxies: ['127.0.0.1'],
     listeners: [{ address: '127.0.0.1:0', pool: POOL }],
     pools: {
       [POOL]: {
@@ -104,11 +108,20 @@ export async function runSimulation(
 ): Promise<SimulationResult> {
   const source = options.source ?? 'scenario';
   checkRunConfig(scenario, source);
+  // Custom strategy modules load now, so a bad path fails before any run rather than after.
+  for (const strategy of scenario.strategies) {
+    if (isCustomStrategyPath(strategy.name)) {
+      await createStrategy(
+        { name: strategy.name, options: strategy.options },
+        options.baseDir ?? process.cwd(),
+      );
+    }
+  }
   const runs: RunSummary[] = [];
   const count = scenario.strategies.length;
   for (const [index, strategy] of scenario.strategies.entries()) {
     const progress: LoadProgress = { completed: 0, total: scenario.requests };
-    options.observer?.onRunStart?.(strategy.name, index, count, progress);
+    options.observer?.onRunStart?.(strategy.label, index, count, progress);
     const summary = await runOne(scenario, strategy, progress, source, options.baseDir);
     runs.push(summary);
     options.observer?.onRunEnd?.(summary, index, count);
@@ -148,7 +161,7 @@ async function runOne(
         },
         progress,
       );
-      return summarize(strategy.name, result, scenario.backends.length);
+      return summarize(strategy.label, result, scenario.backends.length);
     } finally {
       await balancer.close(1_000);
     }

@@ -56,6 +56,8 @@ export interface BackendProfile {
 export interface StrategyChoice {
   readonly name: string;
   readonly options: Record<string, unknown>;
+  /** How tables and charts name this run: the name, with the options written (`hash(key=path)`). */
+  readonly label: string;
 }
 
 export interface Scenario {
@@ -198,7 +200,16 @@ export function defaultStrategies(): StrategyChoice[] {
   return PREFERRED_STRATEGIES.filter((name) => builtinStrategies.has(name)).map((name) => ({
     name,
     options: {},
+    label: name,
   }));
+}
+
+/** `hash(key=path)`: the name, with the options the user wrote (not the defaults). */
+export function strategyLabel(name: string, options: Record<string, unknown>): string {
+  const written = Object.entries(options).map(
+    ([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`,
+  );
+  return written.length === 0 ? name : `${name}(${written.join(',')})`;
 }
 
 /** Validates a raw scenario (from YAML, flags, or code); `source` names it in errors. */
@@ -213,14 +224,15 @@ export function validateScenario(raw: unknown, source: string): Scenario {
   const strategies = (input.strategies ?? []).map((entry, index): StrategyChoice => {
     const { name, ...options } = typeof entry === 'string' ? { name: entry } : entry;
     const path = formatPath(['strategies', index]);
-    if (isCustomStrategyPath(name)) return { name, options };
+    const label = strategyLabel(name, options);
+    if (isCustomStrategyPath(name)) return { name, options, label };
     const definition = builtinStrategies.get(name);
     if (definition === undefined) {
       issues.push({
         path,
         message: `expected one of ${availableStrategies().join(', ')} or a path to a strategy module (./my-strategy.ts), found ${JSON.stringify(name)}`,
       });
-      return { name, options };
+      return { name, options, label };
     }
     const parsed = definition.options.safeParse(options);
     if (!parsed.success) {
@@ -230,9 +242,9 @@ export function validateScenario(raw: unknown, source: string): Scenario {
           message: `${issue.message} (options of strategy ${name})`,
         });
       }
-      return { name, options };
+      return { name, options, label };
     }
-    return { name, options: parsed.data };
+    return { name, options: parsed.data, label };
   });
 
   const backends = input.backends.map((backend, index) => {

@@ -51,6 +51,25 @@ void test('round robin splits evenly; least-connections starves the slow backend
   }
 });
 
+void test('hash strategies see many clients: by client address and by path', async (t) => {
+  if (!builtinStrategies.has('hash')) {
+    t.skip('no hash strategy in the registry');
+    return;
+  }
+  const result = await runSimulation(
+    scenario('a:1ms,b:1ms,c:1ms', {
+      requests: 600,
+      concurrency: 8,
+      strategies: ['hash', { name: 'hash', key: 'path' }],
+    }),
+  );
+  for (const run of result.runs) {
+    // 1000 simulated clients hashed onto 3 backends: no backend far from a third.
+    for (const share of run.shares)
+      assert.ok(share > 0.15 && share < 0.55, `${run.strategy} ${share}`);
+  }
+});
+
 void test('a backend that dies stops answering from then on; the time limit bounds the run', async () => {
   const started = performance.now();
   const result = await runSimulation(

@@ -99,7 +99,20 @@ void test('the YAML object forms mean the same as the text forms', () => {
     'c:50ms~400ms>10ms@2s>down@3s',
   ]);
   assert.equal(scenario.timeLimitMs, 5000);
-  assert.deepEqual(scenario.strategies, [{ name: 'round-robin', options: {} }]);
+  assert.deepEqual(scenario.strategies, [
+    { name: 'round-robin', options: {}, label: 'round-robin' },
+  ]);
+  if (builtinStrategies.has('hash')) {
+    const hashed = validateScenario(
+      { strategies: ['hash', { name: 'hash', key: 'path' }], backends: [{ latency: '1ms' }] },
+      's.yaml',
+    );
+    assert.deepEqual(
+      hashed.strategies.map((s) => s.label),
+      ['hash', 'hash(key=path)'],
+    );
+    assert.equal(hashed.strategies[1]?.options.key, 'path');
+  }
 });
 
 void test('bad latencies and times name the key path, what was expected and what was found', () => {
