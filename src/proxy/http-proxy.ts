@@ -426,6 +426,10 @@ class Exchange
   private readonly onTotalTimeout = (): void => {
     if (this.settled) return;
     const error = new UpstreamTotalTimeoutError(this.backend?.id ?? this.options.pool.name);
+    // An attempt in flight timed out (not a wait in the queue): passive health hears of it.
+    if (this.counted && this.backend !== undefined) {
+      this.options.pool.health.reportError(this.backend, error);
+    }
     this.settle(true);
     this.abortUpstream?.(error);
     this.fail(error);
