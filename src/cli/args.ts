@@ -73,8 +73,9 @@ Flags:
   -l, --listen ADDR        address to listen on, host:port (quick start default 127.0.0.1:8080)
   -b, --backend SPEC       backend URL, repeatable; options after commas:
                            http://127.0.0.1:9002,weight=3,name=api-2,backup=true
-  -s, --strategy NAME      balancing strategy (default round-robin), or a path to a custom
-                           strategy module (./my-strategy.ts)
+  -s, --strategy NAME      balancing strategy: round-robin (default), least-connections,
+                           least-time, random, random-two, hash; or a path to a custom
+                           strategy module (./my-strategy.ts). See docs/strategies.md
       --health-check PATH  quick start: check every backend with GET PATH every 5 s
                            (2xx/3xx = healthy; see docs/health.md)
   -w, --workers N|auto     worker processes (default: auto = one per core; demo: 1)
