@@ -14,7 +14,7 @@ import { runWorker } from '../server/cluster-worker.js';
 import { runSingle } from '../server/single.js';
 import { applyOverrides, HELP, parseCli, quickStartConfig, type CliArgs } from './args.js';
 import { runDemo, runHello } from './demo.js';
-import { runSimulateCommand } from '../simulate/cli.js';
+import { rejectSimulateFlags, runSimulateCommand } from '../simulate/cli.js';
 
 async function loadFromArgs(args: CliArgs): Promise<LoadedConfig> {
   let raw: ConfigInput;
@@ -83,6 +83,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`anubis ${VERSION}\n`);
       return 0;
     }
+    if (args.command !== 'simulate') rejectSimulateFlags(args.command, args.simulate);
     switch (args.command) {
       case 'start':
         return await start(args);
@@ -93,7 +94,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'hello':
         return await runHello(args);
       case 'simulate':
-        return await runSimulateCommand(args.simulate);
+        return await runSimulateCommand(args);
     }
   } catch (error) {
     if (

@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readConfigFile } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
+import type { CliArgs } from '../cli/args.js';
 import { UsageError } from '../errors.js';
 import type { LoadProgress } from './load-generator.js';
 import { renderReport } from './report.js';
@@ -25,6 +26,47 @@ export interface SimulateFlags {
   readonly seed: string | undefined;
   readonly timeLimit: string | undefined;
   readonly report: string | undefined;
+}
+
+/**
+ * Flags of the other commands that `simulate` would otherwise ignore: most are a letter away
+ * from a simulate flag (`--backend` for `--backends`), so they are errors that say which.
+ */
+export function checkSimulateUsage(args: CliArgs): void {
+  const misplaced: [boolean, string][] = [
+    [args.config !== undefined, '--config (simulate reads --scenario FILE)'],
+    [args.backends.length > 0, '--backend (simulate takes --backends "fast:20ms,slow:200ms")'],
+    [args.strategy !== undefined, '--strategy (simulate takes --strategies a,b,c)'],
+    [args.listen !== undefined, '--listen (simulate listens on loopback ports of its own)'],
+    [args.workers !== undefined, '--workers (simulate runs one worker per strategy)'],
+  ];
+  const found = misplaced.filter(([present]) => present).map(([, text]) => text);
+  if (found.length > 0) {
+    throw new UsageError(`simulate does not take ${found.join(', ')}; run anubis --help`);
+  }
+}
+
+/** The simulate flags are errors with any other command. */
+export function rejectSimulateFlags(command: string, flags: SimulateFlags): void {
+  const names: Record<keyof SimulateFlags, string> = {
+    scenario: '--scenario',
+    backends: '--backends',
+    concurrency: '--concurrency',
+    requests: '--requests',
+    strategies: '--strategies',
+    seed: '--seed',
+    timeLimit: '--time-limit',
+    report: '--report',
+  };
+  const given = (Object.keys(names) as (keyof SimulateFlags)[]).filter(
+    (key) => flags[key] !== undefined,
+  );
+  if (given.length > 0) {
+    const hint = given.includes('backends') ? ' (did you mean --backend URL?)' : '';
+    throw new UsageError(
+      `${given.map((key) => names[key]).join(', ')} ${given.length === 1 ? 'belongs' : 'belong'} to anubis simulate, not ${command}${hint}`,
+    );
+  }
 }
 
 /** Redraws of the progress bar per second on a terminal. */
@@ -116,7 +158,9 @@ function progressReporter(stream: NodeJS.WriteStream): SimulationObserver & { st
   };
 }
 
-export async function runSimulateCommand(flags: SimulateFlags): Promise<number> {
+export async function runSimulateCommand(args: CliArgs): Promise<number> {
+  checkSimulateUsage(args);
+  const flags = args.simulate;
   const { raw, source } = await rawScenario(flags);
   const scenario = validateScenario(raw, source);
   const baseDir = flags.scenario === undefined ? process.cwd() : dirname(resolve(flags.scenario));

@@ -171,6 +171,16 @@ void test('anubis simulate: bad scenarios exit 2 naming the flag or key path', a
   assert.equal(badStrategy.code, 2);
   assert.match(badStrategy.stderr, /strategies\[1\]: expected one of round-robin/);
 
+  const typo = await runCli(['simulate', '--backend', 'http://127.0.0.1:9']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /simulate does not take --backend \(simulate takes --backends/);
+  const elsewhere = await runCli(['--backends', 'a:1ms']);
+  assert.equal(elsewhere.code, 2);
+  assert.match(
+    elsewhere.stderr,
+    /--backends belongs to anubis simulate, not start \(did you mean --backend URL\?\)/,
+  );
+
   const badNumber = await runCli(['simulate', '--requests', 'lots']);
   assert.equal(badNumber.code, 2);
   assert.match(badNumber.stderr, /--requests expects a whole number/);
