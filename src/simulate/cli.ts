@@ -39,6 +39,8 @@ export function checkSimulateUsage(args: CliArgs): void {
     [args.strategy !== undefined, '--strategy (simulate takes --strategies a,b,c)'],
     [args.listen !== undefined, '--listen (simulate listens on loopback ports of its own)'],
     [args.workers !== undefined, '--workers (simulate runs one worker per strategy)'],
+    [args.healthCheck !== undefined, '--health-check (set pool.health in a --scenario file)'],
+    [args.admin !== undefined, '--admin'],
   ];
   const found = misplaced.filter(([present]) => present).map(([, text]) => text);
   if (found.length > 0) {
