@@ -32,7 +32,7 @@ export class AliasTable {
       this.probability[s] = scaled[s] as number;
       this.alias[s] = l;
       scaled[l] = (scaled[l] as number) + (scaled[s] as number) - 1;
-      ((scaled[l]) < 1 ? small : large).push(l);
+      (scaled[l] < 1 ? small : large).push(l);
     }
     // Leftovers are 1 up to rounding error.
     for (const i of large) this.probability[i] = 1;
