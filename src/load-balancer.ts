@@ -121,6 +121,7 @@ export class LoadBalancer {
       protocol,
       logger,
       accessLog: config.log.access,
+      forwardedHeaders: config.forwardedHeaders,
     });
     return proxy;
   }
@@ -337,6 +338,8 @@ export class LoadBalancer {
     }
     this.trustedProxies = trustedProxies;
     this.config = next;
+    // DNS discovery follows the new entries (in the background; errors are logged by it).
+    void this.discovery?.reconcile(this.pools, tlsFiles);
     summary.listeners.removed.push(...removedListeners.map((l) => l.addressText));
     logger.info(summary, 'configuration reloaded');
     // 3. Retire what left, in the background, each up to the drain timeout.

@@ -73,12 +73,28 @@ export interface DnsDiscoveryOptions {
 /** DNS errors that mean "this name has no such records", not "the resolver failed". */
 const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND']);
 
-/** Which backends each discovery created: reloads keep them (see discoveredFrom()). */
-const origins = new WeakMap<Backend, string>();
+/** Which entry (id and URL) each discovered backend came from: reloads keep them. */
+const origins = new WeakMap<Backend, { readonly entryId: string; readonly url: string }>();
 
 /** The id of the configured entry a discovered backend came from; undefined if configured. */
 export function discoveredFrom(backend: Backend): string | undefined {
-  return origins.get(backend);
+  return origins.get(backend)?.entryId;
+}
+
+/**
+ * For a reload: the entry of the new configuration (`entries`: by entry id) that still
+ * discovers this backend (same id, same URL, discovery still on), so the backend stays with
+ * its live state; undefined if the backend was configured, or its entry changed or left.
+ */
+export function stillDiscoveredBy(
+  backend: Backend,
+  entries: ReadonlyMap<string, BackendConfig>,
+  discovers: (entry: BackendConfig) => boolean,
+): BackendConfig | undefined {
+  const origin = origins.get(backend);
+  if (origin === undefined) return undefined;
+  const entry = entries.get(origin.entryId);
+  return entry !== undefined && entry.url === origin.url && discovers(entry) ? entry : undefined;
 }
 
 /** Port of a URL, with the scheme's default (80/443) when it has none. */
@@ -320,7 +336,7 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
     for (const [id, endpoint] of wanted) {
       if (this.current.has(id)) continue;
       const backend = createBackend(this.configOf(endpoint, id), this.pool.config, this.tlsFiles);
-      origins.set(backend, this.entryId);
+      origins.set(backend, { entryId: this.entryId, url: this.entry.url });
       if (this.pool.addBackend(backend) !== backend) void backend.close();
       added.push(id);
     }

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { DEFAULT_DISCOVERY, type BackendConfig, type DiscoveryConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { BackendTlsFiles } from '../upstream/backend-tls.js';
+import { backendIdFromUrl } from '../upstream/backend.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { DnsDiscovery, type DiscoveryChange, type DnsResolver } from './dns.js';
 
@@ -46,38 +47,80 @@ export interface DiscoveryOptions {
   readonly onChange?: ((pool: UpstreamPool, change: DiscoveryChange) => void) | undefined;
 }
 
+/** Identity of an entry's discovery: pool and entry id. */
+function keyOf(pool: UpstreamPool, entry: BackendConfig): string {
+  return `${pool.name}\u0000${entry.name ?? backendIdFromUrl(entry.url)}`;
+}
+
 /** The running discoveries of a load balancer. */
 export class PoolDiscoveries {
-  readonly discoveries: readonly DnsDiscovery[];
   /** Settles when every discovery finished its first resolution (successful or not). */
   readonly firstResolution: Promise<void>;
+  private readonly running = new Map<string, { discovery: DnsDiscovery; signature: string }>();
+  private readonly options: DiscoveryOptions;
 
   constructor(pools: ReadonlyMap<string, UpstreamPool>, options: DiscoveryOptions) {
-    const discoveries: DnsDiscovery[] = [];
+    this.options = options;
+    this.firstResolution = this.reconcile(pools);
+  }
+
+  get discoveries(): DnsDiscovery[] {
+    return [...this.running.values()].map((r) => r.discovery);
+  }
+
+  /**
+   * Makes the running discoveries match the pools' entries (start, and after a reload): an
+   * entry whose settings changed gets a new discovery, which adopts the backends the reload
+   * kept; a removed entry's discovery stops. Resolves after the first resolution of those
+   * started.
+   */
+  reconcile(
+    pools: ReadonlyMap<string, UpstreamPool>,
+    tlsFiles = this.options.tlsFiles,
+  ): Promise<void> {
+    const seen = new Set<string>();
+    const started: Promise<void>[] = [];
     for (const pool of pools.values()) {
       for (const entry of pool.config.backends) {
         const config = discoveryFor(entry);
         if (config === undefined) continue;
+        const key = keyOf(pool, entry);
+        const signature = JSON.stringify(entry);
+        seen.add(key);
+        const current = this.running.get(key);
+        if (
+          current !== undefined &&
+          current.signature === signature &&
+          current.discovery.pool === pool
+        ) {
+          continue;
+        }
+        current?.discovery.close();
         const discovery = new DnsDiscovery({
           pool,
           entry,
           config,
-          resolver: (options.resolverFor ?? createResolver)(config),
-          logger: options.logger,
-          tlsFiles: options.tlsFiles,
+          resolver: (this.options.resolverFor ?? createResolver)(config),
+          logger: this.options.logger,
+          tlsFiles,
         });
-        const onChange = options.onChange;
+        const onChange = this.options.onChange;
         if (onChange !== undefined) discovery.on('change', (change) => onChange(pool, change));
-        discoveries.push(discovery);
+        this.running.set(key, { discovery, signature });
+        started.push(discovery.start());
       }
     }
-    this.discoveries = discoveries;
-    this.firstResolution = Promise.all(discoveries.map((d) => d.start())).then(() => undefined);
+    for (const [key, { discovery }] of this.running) {
+      if (seen.has(key)) continue;
+      discovery.close();
+      this.running.delete(key);
+    }
+    return Promise.all(started).then(() => undefined);
   }
 
   /** Waits for the first answers, at most `maxMs` (a slow resolver must not block start-up). */
   async ready(maxMs = FIRST_RESOLUTION_WAIT_MS): Promise<void> {
-    if (this.discoveries.length === 0) return;
+    if (this.running.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, maxMs);
@@ -89,6 +132,7 @@ export class PoolDiscoveries {
 
   /** Stops every discovery (their backends stay in the pools until the pools close). */
   close(): void {
-    for (const discovery of this.discoveries) discovery.close();
+    for (const { discovery } of this.running.values()) discovery.close();
+    this.running.clear();
   }
 }

@@ -21,6 +21,8 @@ import type { Strategy } from '../strategies/types.js';
 import { backendIdFromUrl, type Backend } from '../upstream/backend.js';
 import type { BackendTlsFiles } from '../upstream/backend-tls.js';
 import { createBackend, type UpstreamPool } from '../upstream/pool.js';
+import { discoveredFrom, stillDiscoveredBy } from '../discovery/dns.js';
+import { discoveryFor } from '../discovery/start.js';
 
 export interface PoolUpdate {
   readonly added: string[];
@@ -68,7 +70,22 @@ export function updatePoolInPlace(
   }
   pool.config = config;
   if (strategy !== undefined) pool.strategy = strategy;
+  // Backends found by DNS discovery stay while their entry does (src/discovery/); the entry's
+  // discovery, restarted by the load balancer if its settings changed, adopts them.
+  const entries = new Map(wanted);
   for (const backend of pool.backends) {
+    const discoveredBy = stillDiscoveredBy(backend, entries, (e) => discoveryFor(e) !== undefined);
+    if (discoveredBy !== undefined) {
+      setBackendWeight(backend, discoveredBy.weight);
+      backend.adminState = 'enabled';
+      update.kept.push(backend.id);
+      wanted.delete(discoveredBy.name ?? backendIdFromUrl(discoveredBy.url));
+      continue;
+    }
+    if (discoveredFrom(backend) !== undefined) {
+      update.removed.push(backend.id);
+      continue;
+    }
     const next = wanted.get(backend.id);
     if (next !== undefined && next.url === backend.url) {
       setBackendWeight(backend, next.weight);

@@ -9,6 +9,7 @@ import { Agent, request } from 'undici';
 import { pino } from 'pino';
 import { createLoadBalancer, type LoadBalancer } from '../../src/load-balancer.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/load.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { startNamedBackend, type TestServer } from '../helpers/servers.js';
 
@@ -276,4 +277,49 @@ void test('a name that does not resolve at start-up stays one backend until it d
     () => backendIds(lb).join() === `late.test@127.0.0.1:${server.port}`,
   );
   assert.equal(await (await request(url)).body.text(), 'late');
+});
+
+void test('a reload keeps discovered backends while their entry stays, and stops discovery when it goes', async (t) => {
+  const dns = await startDnsServer();
+  t.after(() => dns.close());
+  const [found, fixed] = await Promise.all([
+    startNamedBackend('found'),
+    startNamedBackend('fixed'),
+  ]);
+  t.after(() => Promise.all([found.close(), fixed.close()]));
+  dns.setA('found.test', ['127.0.0.1']);
+  const config = discoveryConfig(`http://found.test:${found.port}`, dns) as unknown as {
+    pools: { web: { backends: Record<string, unknown>[] } };
+  };
+  const { lb, url } = await startLb(t, config as unknown as ConfigInput);
+  const id = `found.test@127.0.0.1:${found.port}`;
+  const before = lb.pools.get('web')?.backend(id);
+  assert.ok(before !== undefined);
+  const load = startLoad(url, 2);
+  t.after(() => load.stop());
+
+  // Same entry, one more static backend: the discovered Backend object (and its stats) stays.
+  config.pools.web.backends.push({ url: fixed.url, name: 'fixed' });
+  await lb.reload(validateConfig(config, 'reload 1'));
+  assert.deepEqual(backendIds(lb), ['fixed', id]);
+  assert.equal(lb.pools.get('web')?.backend(id), before);
+  await waitFor(
+    'requests to both',
+    () => (load.seen.get('found') ?? 0) > 5 && (load.seen.get('fixed') ?? 0) > 5,
+  );
+
+  // The entry goes: its backends drain away and nobody asks DNS about it any more.
+  config.pools.web.backends.shift();
+  await lb.reload(validateConfig(config, 'reload 2'));
+  assert.deepEqual(backendIds(lb), ['fixed']);
+  load.reset();
+  await waitFor('in-flight requests to complete', () => load.total() > 8);
+  load.reset();
+  await waitFor('requests after the reload', () => load.total() > 30);
+  const queries = dns.queries.get('A found.test');
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  await load.stop();
+  assert.equal(dns.queries.get('A found.test'), queries, 'discovery stopped');
+  assert.equal(load.seen.get('found'), undefined);
+  assert.deepEqual(load.failures, []);
 });
