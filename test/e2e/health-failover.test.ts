@@ -85,7 +85,7 @@ function nextChange(
 void test('kill one of three under steady GET load: no failed request, down within interval × fall, back within interval × rise', async (t) => {
   const backends = await startBackends(['a', 'b', 'c']);
   const interval = 200;
-  const timeout = 200;
+  const timeout = 400;
   const rise = 2;
   const fall = 2;
   const lb = await startAnubis(
