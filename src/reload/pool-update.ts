@@ -89,6 +89,7 @@ export function updatePoolInPlace(
     const next = wanted.get(backend.id);
     if (next !== undefined && next.url === backend.url) {
       setBackendWeight(backend, next.weight);
+      backend.backup = next.backup;
       // The file is the source of truth: a runtime drain/disable ends with a reload.
       backend.adminState = 'enabled';
       update.kept.push(backend.id);
