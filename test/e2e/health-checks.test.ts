@@ -194,3 +194,73 @@ void test('slow start: a backend that comes back gets a ramping share, not its f
   await until(() => backend.effectiveWeight === 1, 5_000, 'full weight');
   assert.equal(backend.health.ramping, false);
 });
+
+void test('reload: health state survives, new active-check settings and backup flags apply, checks follow new backends', async (t) => {
+  const checked = new Map<string, number>();
+  const start = (name: string) =>
+    startBackend((req, res) => {
+      if (req.url === '/hz') checked.set(name, (checked.get(name) ?? 0) + 1);
+      res.end(name);
+    });
+  const a = await startBackend((_req, res) => {
+    res.writeHead(500);
+    res.end('a');
+  });
+  const b = await start('b');
+  const c = await start('c');
+  const pools = (backends: Record<string, unknown>[], health: Record<string, unknown>) => ({
+    workers: 1,
+    log: { level: 'silent' },
+    listeners: [{ address: '127.0.0.1:0', pool: 'test' }],
+    pools: { test: { backends, health } },
+  });
+  const lb = await startAnubis(
+    [
+      { url: a.url, name: 'a' },
+      { url: b.url, name: 'b' },
+    ],
+    { health: { passive: { failures: 1, cooldown: '1m', on: ['5xx'] } } },
+  );
+  t.after(async () => {
+    await lb.close();
+    await a.close();
+    await b.close();
+    await c.close();
+  });
+  const pool = lb.balancer.pools.get('test');
+  assert.ok(pool);
+  for (let i = 0; i < 2; i++) await (await fetch(`${lb.url}/`)).text();
+  const ejected = pool.backend('a');
+  assert.equal(ejected?.healthy, false, 'a answered 500: ejected');
+
+  const { validateConfig } = await import('../../src/config/load.js');
+  await lb.balancer.reload(
+    validateConfig(
+      pools(
+        [
+          { url: a.url, name: 'a' },
+          { url: b.url, name: 'b', backup: true },
+          { url: c.url, name: 'c' },
+        ],
+        {
+          passive: { failures: 1, cooldown: '1m', on: ['5xx'] },
+          active: { type: 'http', path: '/hz', interval: 50, rise: 5, fall: 5 },
+        },
+      ),
+      'reload',
+    ),
+  );
+  assert.equal(pool.backend('a'), ejected, 'the same backend object is kept');
+  assert.equal(ejected?.healthy, false, 'and so is its ejection');
+  assert.equal(pool.backend('b')?.backup, true);
+  await until(
+    () => (checked.get('c') ?? 0) > 0 && (checked.get('b') ?? 0) > 0,
+    2_000,
+    'checks of b and c',
+  );
+  assert.deepEqual(
+    pool.eligible.map((x) => x.id),
+    ['c'],
+    'b is a backup now, a is still ejected',
+  );
+});
