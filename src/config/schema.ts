@@ -404,6 +404,11 @@ export const configSchema = z
      * from anyone else they are replaced by what anubis sees on the socket.
      */
     trustedProxies: z.array(cidr).default([]),
+    /**
+     * Forwarding headers sent to backends: `x-forwarded` (X-Forwarded-For/-Proto/-Host),
+     * `forwarded` (RFC 7239 `Forwarded`) or `both`.
+     */
+    forwardedHeaders: z.enum(['x-forwarded', 'forwarded', 'both']).default('x-forwarded'),
     /** Default client-side limits of every listener (docs/security.md). */
     limits: limitsSchema.default(DEFAULT_LIMITS),
     listeners: z.array(listenerSchema).min(1),

@@ -6,11 +6,16 @@
  * forwarded; Node and undici frame each side themselves. `Expect` is answered by anubis
  * (Node sends `100 Continue`), so it is not forwarded either.
  *
- * X-Forwarded-For/-Proto/-Host coming from a client are believed only when the client is a
- * trusted proxy; otherwise they are replaced by what anubis saw on the socket, so a client
- * cannot forge its address towards the backend.
+ * X-Forwarded-For/-Proto/-Host (and the standard `Forwarded`, forwarded.ts) coming from a
+ * client are believed only when the client is a trusted proxy; otherwise they are replaced by
+ * what anubis saw on the socket, so a client cannot forge its address towards the backend.
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import {
+  forwardedElement,
+  forwardedFor as forwardedForNodes,
+  type ForwardedMode,
+} from './forwarded.js';
 
 const REQUEST_DROPPED = new Set([
   'connection',
@@ -23,6 +28,7 @@ const REQUEST_DROPPED = new Set([
   'x-forwarded-for',
   'x-forwarded-proto',
   'x-forwarded-host',
+  'forwarded',
   'via',
 ]);
 
@@ -72,9 +78,19 @@ export function resolveClientAddress(
   socketAddress: string,
   forwardedFor: string | string[] | undefined,
   trusted: TrustedProxies,
+  forwarded?: string,
 ): string {
-  if (forwardedFor === undefined || !trusted.has(socketAddress)) return socketAddress;
-  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor).split(',');
+  if ((forwardedFor === undefined && forwarded === undefined) || !trusted.has(socketAddress)) {
+    return socketAddress;
+  }
+  // With `forwardedHeaders: forwarded`, the trusted proxy's Forwarded `for=` nodes are the hops.
+  const hops =
+    forwarded !== undefined
+      ? forwardedForNodes(forwarded)
+      : (Array.isArray(forwardedFor)
+          ? (forwardedFor as string[]).join(',')
+          : (forwardedFor as string)
+        ).split(',');
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = normalizeAddress((hops[i] as string).trim());
     if (hop !== '' && !trusted.has(hop)) return hop;
@@ -105,6 +121,8 @@ export interface ForwardingInfo {
   readonly peerTrusted: boolean;
   /** `http` or `https`: how the client reached anubis. */
   readonly protocol: string;
+  /** Which forwarding headers to send (forwarded.ts); default `x-forwarded`. */
+  readonly mode?: ForwardedMode;
 }
 
 /**
@@ -124,6 +142,7 @@ export function buildRequestHeaders(
   let host: string | undefined;
   let authority: string | undefined;
   let via: string | undefined;
+  let forwarded: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     const value = rawHeaders[i + 1] as string;
@@ -148,6 +167,9 @@ export function buildRequestHeaders(
         case 'via':
           via = via === undefined ? value : `${via}, ${value}`;
           break;
+        case 'forwarded':
+          forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+          break;
         default:
           // TE: trailers is the one value that may be forwarded (backends may then send trailers).
           if (lower === 'te' && value.trim().toLowerCase() === 'trailers') out.push(name, value);
@@ -163,16 +185,29 @@ export function buildRequestHeaders(
     out.push('host', authority);
   }
   const trusted = info.peerTrusted;
-  out.push(
-    'x-forwarded-for',
-    trusted && forwardedFor !== undefined
-      ? `${forwardedFor}, ${info.peerAddress}`
-      : info.peerAddress,
-    'x-forwarded-proto',
-    trusted && forwardedProto !== undefined ? forwardedProto : info.protocol,
-  );
-  const xfHost = trusted && forwardedHost !== undefined ? forwardedHost : host;
-  if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
+  const mode = info.mode ?? 'x-forwarded';
+  if (mode !== 'forwarded') {
+    out.push(
+      'x-forwarded-for',
+      trusted && forwardedFor !== undefined
+        ? `${forwardedFor}, ${info.peerAddress}`
+        : info.peerAddress,
+      'x-forwarded-proto',
+      trusted && forwardedProto !== undefined ? forwardedProto : info.protocol,
+    );
+    const xfHost = trusted && forwardedHost !== undefined ? forwardedHost : host;
+    if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
+  }
+  if (mode !== 'x-forwarded') {
+    const element = forwardedElement(info.peerAddress, info.protocol, host);
+    out.push(
+      'forwarded',
+      trusted && forwarded !== undefined ? `${forwarded}, ${element}` : element,
+    );
+  } else if (trusted && forwarded !== undefined) {
+    // Not ours to extend, but a trusted proxy's header passes through.
+    out.push('forwarded', forwarded);
+  }
   out.push('via', via === undefined ? VIA_TOKEN : `${via}, ${VIA_TOKEN}`);
   return out;
 }

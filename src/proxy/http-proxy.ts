@@ -42,6 +42,7 @@ import {
 } from './headers.js';
 import { classifyUpstreamError } from './upstream-errors.js';
 import { limitBody } from './body-limit.js';
+import type { ForwardedMode } from './forwarded.js';
 import { forwardTrailers } from './trailers.js';
 import { UpgradeProxy } from './upgrade.js';
 import {
@@ -63,6 +64,8 @@ export interface HttpProxyOptions {
   readonly logger: Logger;
   /** Log one line per request. */
   readonly accessLog: boolean;
+  /** Forwarding headers sent to backends (forwarded.ts); default `x-forwarded`. */
+  readonly forwardedHeaders?: ForwardedMode;
 }
 
 /** Sends a short plain-text error response if nothing was sent yet; otherwise cuts the response. */
@@ -161,6 +164,7 @@ class Exchange
       this.peerAddress,
       req.headers['x-forwarded-for'],
       options.trustedProxies,
+      options.forwardedHeaders === 'forwarded' ? req.headers.forwarded : undefined,
     );
   }
 
@@ -280,6 +284,7 @@ class Exchange
         peerAddress: this.peerAddress,
         peerTrusted: trustedProxies.has(this.peerAddress),
         protocol,
+        mode: this.options.forwardedHeaders ?? 'x-forwarded',
       },
     ));
     if (this.body === undefined) {

@@ -28,6 +28,7 @@ import type { BackendView, PickContext } from '../strategies/types.js';
 import type { Backend } from '../upstream/backend.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { endWithAnswer } from '../server/client-limits.js';
+import type { ForwardedMode } from './forwarded.js';
 import {
   buildRequestHeaders,
   normalizeAddress,
@@ -40,6 +41,7 @@ export interface UpgradeProxyOptions {
   readonly trustedProxies: TrustedProxies;
   readonly protocol: 'http' | 'https';
   readonly logger: Logger;
+  readonly forwardedHeaders?: ForwardedMode;
 }
 
 /** Largest body of a refusal (non-101 answer) relayed from a backend; longer ones are cut. */
@@ -161,13 +163,14 @@ export class UpgradeProxy {
 
   /** The `upgrade` listener of an http.Server (after the request guard). */
   readonly handleUpgrade = (req: IncomingMessage, client: Duplex, head: Buffer): void => {
-    const { pool, trustedProxies, protocol } = this.options;
+    const { pool, trustedProxies, protocol, forwardedHeaders } = this.options;
     const peerAddress = normalizeAddress(req.socket.remoteAddress);
     const context: PickContext = {
       clientAddress: resolveClientAddress(
         peerAddress,
         req.headers['x-forwarded-for'],
         trustedProxies,
+        forwardedHeaders === 'forwarded' ? req.headers.forwarded : undefined,
       ),
       method: req.method ?? 'GET',
       url: req.url ?? '/',
@@ -183,6 +186,7 @@ export class UpgradeProxy {
       peerAddress,
       peerTrusted: trustedProxies.has(peerAddress),
       protocol,
+      mode: forwardedHeaders ?? 'x-forwarded',
     });
     headers.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? '');
 
