@@ -84,13 +84,8 @@ export function resolveClientAddress(
     return socketAddress;
   }
   // With `forwardedHeaders: forwarded`, the trusted proxy's Forwarded `for=` nodes are the hops.
-  const hops =
-    forwarded !== undefined
-      ? forwardedForNodes(forwarded)
-      : (Array.isArray(forwardedFor)
-          ? (forwardedFor as string[]).join(',')
-          : (forwardedFor as string)
-        ).split(',');
+  const xff = Array.isArray(forwardedFor) ? forwardedFor.join(',') : (forwardedFor ?? '');
+  const hops = forwarded !== undefined ? forwardedForNodes(forwarded) : xff.split(',');
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = normalizeAddress((hops[i] as string).trim());
     if (hop !== '' && !trusted.has(hop)) return hop;
