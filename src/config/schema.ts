@@ -6,6 +6,7 @@
  * Durations accept "250ms", "5s", "1m", "1h" or a number of milliseconds and are parsed to
  * milliseconds. Unknown keys are errors (a typo must not be silently ignored).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { checkListeners } from './listener-rules.js';
 import { isProvidedStrategy, providedName, type ProvidedStrategy } from '../strategies/provided.js';
@@ -117,8 +118,9 @@ function durationAtLeast(minMs: number) {
 
 /** A DNS server: `10.0.0.2`, `10.0.0.2:5353`, `[fd00::2]:53` (port 53 by default). */
 const dnsServer = z.string().superRefine((value, ctx) => {
-  const bare = /^\d+\.\d+\.\d+\.\d+$/.test(value) || /^[0-9a-fA-F:]+$/.test(value);
-  if (!bare && parseListenAddress(value)?.port === undefined) {
+  // An IP, or ip:port / [ipv6]:port: c-ares takes addresses only, never a name.
+  const withPort = value.startsWith(':') ? undefined : parseListenAddress(value);
+  if (isIP(value) === 0 && (withPort === undefined || isIP(withPort.host) === 0)) {
     ctx.addIssue({
       code: 'custom',
       message: `expected a DNS server address such as 10.0.0.2 or 127.0.0.1:8600, found ${JSON.stringify(value)}`,

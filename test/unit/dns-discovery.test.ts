@@ -65,6 +65,9 @@ void test('discovery settings are validated with key paths', () => {
     check({ servers: ['10.0.0.2', '127.0.0.1:8600', '[fd00::2]:53', 'fd00::3'] }),
     'valid',
   );
+  for (const bad of ['cafe', 'dns.example:53', ':53', '10.0.0.300']) {
+    assert.match(check({ servers: [bad] }), /expected a DNS server address/, bad);
+  }
 });
 
 /** A resolver whose answers the test sets; `fail` makes every query reject with that code. */
