@@ -125,6 +125,7 @@ export class HealthMonitor {
     if (cooldown === 0) return;
     health.unreachable = kind === 'connect';
     health.checkSuccesses = 0;
+    backend.ejections++;
     const timer = setTimeout(
       () => this.endEjection(backend, 'cool-down over, half-open'),
       cooldown,

@@ -88,11 +88,13 @@ export class ConcurrencyQueue {
     }
     const timer = setTimeout(() => {
       this.entries = this.entries.filter((e) => e.request !== request);
+      this.pool.queueLength = this.entries.length;
       this.timedOut++;
       request.queueTimedOut();
     }, queueTimeout);
     timer.unref();
     this.entries.push({ request, timer });
+    this.pool.queueLength = this.entries.length;
     return true;
   }
 
@@ -113,6 +115,7 @@ export class ConcurrencyQueue {
       }
     } finally {
       this.releasing = false;
+      this.pool.queueLength = this.entries.length;
     }
   }
 }

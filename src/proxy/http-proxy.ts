@@ -249,6 +249,7 @@ class Exchange
       },
       'retrying request on another attempt',
     );
+    failed.retries++;
     this.forward(next);
     return true;
   }

@@ -83,6 +83,10 @@ export class Backend implements BackendView {
   backup = false;
   /** Active-check and passive-health state behind `healthy` (written by the HealthMonitor). */
   readonly health = new BackendHealth();
+  /** Failed attempts on this backend that were sent again (to it or another), cumulative. */
+  retries = 0;
+  /** Times passive health ejected this backend, cumulative. */
+  ejections = 0;
 
   active = 0;
   latencyEwmaMs = 0;

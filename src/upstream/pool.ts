@@ -42,6 +42,8 @@ export class UpstreamPool extends EventEmitter<PoolEvents> {
   unrouted = 0;
   /** normal, panic (too few healthy: balancing over all reachable), backup, or down. */
   mode: PoolMode = 'normal';
+  /** Requests waiting for a free backend (src/proxy/concurrency-gate.ts; admin gauge). */
+  queueLength = 0;
   /** Active checks, passive health, slow start (src/health/monitor.ts). */
   readonly health: HealthMonitor = new HealthMonitor(this);
 

@@ -48,6 +48,7 @@ void test('a full backend is skipped; a full pool queues, then answers 503 when 
   for (const r of results.filter((x) => x.status === 503)) assert.equal(r.retryAfter, '1');
   assert.ok(a.stats.peak <= 2 && b.stats.peak <= 2, `peaks ${a.stats.peak}, ${b.stats.peak}`);
   assert.equal(a.stats.served + b.stats.served, 6);
+  assert.equal(lb.balancer.pools.get('test')?.queueLength, 0, 'the queue gauge is back to 0');
 });
 
 void test('a queued request that waits longer than queueTimeout gets 503', async (t) => {

@@ -175,6 +175,7 @@ void test('a pooled keep-alive connection the backend had closed: the next reque
   );
   // Not the backend's fault: passive health never ejected it.
   assert.equal(pool.backends[0]?.healthy, true);
+  assert.ok((pool.backends[0]?.retries ?? 0) >= 19, 'counted as retries');
 });
 
 void test('a backend that closes its keep-alive connection right after each response never fails a request', async (t) => {
