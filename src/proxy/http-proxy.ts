@@ -274,6 +274,7 @@ class Exchange
     backend.requestStarted();
     this.counted = true;
     this.attempts++;
+    this.reusedSocket = false;
     this.responseStarted = false;
     this.discarding = false;
     this.abortUpstream = undefined;
