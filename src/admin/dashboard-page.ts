@@ -108,7 +108,8 @@ export const DASHBOARD_HTML = `<!doctype html>
     var tr = el('tr', { 'data-backend': pool.name + '/' + b.id });
     var name = el('td', { title: b.url });
     name.appendChild(el('i', { class: 'dot', style: 'background:' + COLORS[index % COLORS.length] }));
-    name.appendChild(document.createTextNode(b.id));
+    name.appendChild(document.createTextNode(b.id + (b.backup ? ' (backup)' : '')));
+    name.title = b.url + ' · retries ' + b.retries + ' · ejections ' + b.ejections;
     tr.appendChild(name);
     var health = el('td', { 'data-field': 'health' });
     health.appendChild(el('span', { class: 'dot ' + (b.healthy ? 'up' : 'down') }));
@@ -184,7 +185,9 @@ export const DASHBOARD_HTML = `<!doctype html>
       var section = document.querySelector('section[data-pool="' + CSS.escape(pool.name) + '"]') || buildPool(pool);
       built[pool.name] = true;
       section.querySelector('[data-field="pool-meta"]').textContent =
-        pool.strategy + ' · ' + fmt(pool.requestsPerSecond, 1) + ' req/s' + (pool.unrouted ? ' · ' + pool.unrouted + ' unrouted' : '');
+        pool.strategy + ' · ' + pool.mode + ' · ' + fmt(pool.requestsPerSecond, 1) + ' req/s' +
+        (pool.queueLength ? ' · ' + pool.queueLength + ' queued' : '') +
+        (pool.unrouted ? ' · ' + pool.unrouted + ' unrouted' : '');
       var body = section.querySelector('tbody');
       body.replaceChildren.apply(body, pool.backends.map(function (b, i) { return row(pool, b, i); }));
       var perPool = history[pool.name] = history[pool.name] || {};

@@ -24,6 +24,7 @@ type MetricType = 'counter' | 'gauge' | 'histogram';
 
 const STATUS_CLASSES = ['', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const STATES = ['enabled', 'draining', 'disabled'] as const;
+const POOL_MODES = ['normal', 'backup', 'panic', 'down'] as const;
 
 /** Each family: type, help, and how to read its samples from a snapshot. */
 const FAMILIES: readonly [string, MetricType, string, (s: Snapshot) => Sample[]][] = [
@@ -110,23 +111,30 @@ const FAMILIES: readonly [string, MetricType, string, (s: Snapshot) => Sample[]]
     'anubis_backend_retries_total',
     'counter',
     'Requests retried away from this backend after it failed.',
-    (s) => optionalCounter(s, 'retries'),
+    (s) => eachBackend(s, (pool, b) => [{ labels: labels(pool, b), value: b.retries }]),
   ],
   [
     'anubis_backend_ejections_total',
     'counter',
     'Times the backend was ejected by passive health checks (outlier detection).',
-    (s) => optionalCounter(s, 'ejections'),
+    (s) => eachBackend(s, (pool, b) => [{ labels: labels(pool, b), value: b.ejections }]),
   ],
   [
     'anubis_pool_queue_length',
     'gauge',
     'Requests waiting for a backend of the pool.',
+    (s) => s.pools.map((pool) => ({ labels: { pool: pool.name }, value: pool.queueLength })),
+  ],
+  [
+    'anubis_pool_mode',
+    'gauge',
+    'Balancing mode of the pool: 1 for the current one (normal, backup, panic, down).',
     (s) =>
       s.pools.flatMap((pool) =>
-        pool.gauges.queueLength === undefined
-          ? []
-          : [{ labels: { pool: pool.name }, value: pool.gauges.queueLength }],
+        POOL_MODES.map((mode) => ({
+          labels: { pool: pool.name, mode },
+          value: pool.mode === mode ? 1 : 0,
+        })),
       ),
   ],
   [
@@ -160,13 +168,6 @@ function eachBackend(
   read: (pool: PoolSnapshot, backend: BackendSnapshot) => Sample[],
 ): Sample[] {
   return snapshot.pools.flatMap((pool) => pool.backends.flatMap((b) => read(pool, b)));
-}
-
-function optionalCounter(snapshot: Snapshot, name: string): Sample[] {
-  return eachBackend(snapshot, (pool, b) => {
-    const value = b.counters[name];
-    return value === undefined ? [] : [{ labels: labels(pool, b), value }];
-  });
 }
 
 /** Cumulative `_bucket` samples at the Prometheus bounds, then `_sum` and `_count`. */

@@ -38,7 +38,9 @@ export interface BackendView {
     readonly p50Ms: number | null;
     readonly p99Ms: number | null;
   };
-  readonly counters: Readonly<Record<string, number>>;
+  readonly retries: number;
+  readonly ejections: number;
+  readonly backup: boolean;
 }
 
 export interface PoolView {
@@ -47,7 +49,8 @@ export interface PoolView {
   readonly requestsPerSecond: number;
   readonly unrouted: number;
   readonly strategyErrors: number;
-  readonly gauges: Readonly<Record<string, number>>;
+  readonly queueLength: number;
+  readonly mode: string;
   readonly backends: readonly BackendView[];
 }
 
@@ -184,7 +187,8 @@ export function buildView(newest: Snapshot, base: Snapshot | undefined): PoolsVi
         requestsPerSecond: seconds > 0 ? poolRequests / seconds : 0,
         unrouted: pool.unrouted,
         strategyErrors: pool.strategyErrors,
-        gauges: pool.gauges,
+        queueLength: pool.queueLength,
+        mode: pool.mode,
         backends: pool.backends.map((backend, index) => {
           const previous = before.get(backend.id);
           const requests = requestDeltas[index] as number;
@@ -215,7 +219,9 @@ export function buildView(newest: Snapshot, base: Snapshot | undefined): PoolsVi
               p50Ms: roundOrNull(quantileFromBuckets(buckets, 0.5)),
               p99Ms: roundOrNull(quantileFromBuckets(buckets, 0.99)),
             },
-            counters: backend.counters,
+            retries: backend.retries,
+            ejections: backend.ejections,
+            backup: backend.backup,
           };
         }),
       };

@@ -31,11 +31,12 @@ export interface BackendSnapshot {
   readonly latencyBuckets: readonly number[];
   readonly latencyCount: number;
   readonly latencySumMs: number;
-  /**
-   * Counters kept by other subsystems when present on the backend (retries, ejections),
-   * by name.
-   */
-  readonly counters: Readonly<Record<string, number>>;
+  /** Failed attempts on this backend that were sent again (src/proxy/retry.ts). */
+  readonly retries: number;
+  /** Times passive health ejected it (src/health/monitor.ts). */
+  readonly ejections: number;
+  /** A backup backend takes requests only when every primary is down. */
+  readonly backup: boolean;
   /** Workers reporting this backend, and how many of them see it healthy. */
   readonly workers: number;
   readonly healthyWorkers: number;
@@ -47,8 +48,10 @@ export interface PoolSnapshot {
   /** Requests answered 503 because no backend was eligible. */
   readonly unrouted: number;
   readonly strategyErrors: number;
-  /** Gauges kept by other subsystems when present on the pool (queue length), by name. */
-  readonly gauges: Readonly<Record<string, number>>;
+  /** Requests waiting for a free backend (concurrency limits). */
+  readonly queueLength: number;
+  /** normal, panic, backup or down (src/health/eligibility.ts). */
+  readonly mode: string;
   readonly backends: readonly BackendSnapshot[];
 }
 
@@ -67,22 +70,7 @@ export interface ListenerSnapshot {
   readonly connections: number;
 }
 
-/** Optional numeric backend fields read when they exist (written by health/retry code). */
-export const OPTIONAL_BACKEND_COUNTERS = ['retries', 'ejections'] as const;
-/** Optional numeric pool fields read when they exist. */
-export const OPTIONAL_POOL_GAUGES = ['queueLength'] as const;
-
-function numericField(object: object, name: string): number | undefined {
-  const value = (object as Record<string, unknown>)[name];
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
-}
-
 export function snapshotBackend(backend: Backend): BackendSnapshot {
-  const counters: Record<string, number> = {};
-  for (const name of OPTIONAL_BACKEND_COUNTERS) {
-    const value = numericField(backend, name);
-    if (value !== undefined) counters[name] = value;
-  }
   return {
     id: backend.id,
     url: backend.url,
@@ -98,24 +86,22 @@ export function snapshotBackend(backend: Backend): BackendSnapshot {
     latencyBuckets: Array.from(backend.latency.counts),
     latencyCount: backend.latency.count,
     latencySumMs: backend.latency.sumMs,
-    counters,
+    retries: backend.retries,
+    ejections: backend.ejections,
+    backup: backend.backup,
     workers: 1,
     healthyWorkers: backend.healthy ? 1 : 0,
   };
 }
 
 export function snapshotPool(pool: UpstreamPool): PoolSnapshot {
-  const gauges: Record<string, number> = {};
-  for (const name of OPTIONAL_POOL_GAUGES) {
-    const value = numericField(pool, name);
-    if (value !== undefined) gauges[name] = value;
-  }
   return {
     name: pool.name,
     strategy: pool.strategy.name,
     unrouted: pool.unrouted,
     strategyErrors: pool.strategyErrors,
-    gauges,
+    queueLength: pool.queueLength,
+    mode: pool.mode,
     backends: pool.backends.map(snapshotBackend),
   };
 }
@@ -144,13 +130,10 @@ function addArrays(a: readonly number[], b: readonly number[]): number[] {
   return out;
 }
 
-function addRecords(
-  a: Readonly<Record<string, number>>,
-  b: Readonly<Record<string, number>>,
-): Record<string, number> {
-  const out = { ...a };
-  for (const [key, value] of Object.entries(b)) out[key] = (out[key] ?? 0) + value;
-  return out;
+const MODE_ORDER = ['normal', 'backup', 'panic', 'down'];
+
+function worseMode(a: string, b: string): string {
+  return MODE_ORDER.indexOf(b) > MODE_ORDER.indexOf(a) ? b : a;
 }
 
 /** Adds the counters of `b` into `a` (same backend in two workers, or a retired worker). */
@@ -170,7 +153,8 @@ export function mergeBackend(a: BackendSnapshot, b: BackendSnapshot): BackendSna
     latencyBuckets: addArrays(a.latencyBuckets, b.latencyBuckets),
     latencyCount: a.latencyCount + b.latencyCount,
     latencySumMs: a.latencySumMs + b.latencySumMs,
-    counters: addRecords(a.counters, b.counters),
+    retries: a.retries + b.retries,
+    ejections: a.ejections + b.ejections,
     workers: a.workers + b.workers,
     healthyWorkers: a.healthyWorkers + b.healthyWorkers,
   };
@@ -190,7 +174,9 @@ export function mergeSnapshots(snapshots: readonly Snapshot[]): Snapshot {
           ...entry.pool,
           unrouted: entry.pool.unrouted + pool.unrouted,
           strategyErrors: entry.pool.strategyErrors + pool.strategyErrors,
-          gauges: addRecords(entry.pool.gauges, pool.gauges),
+          queueLength: entry.pool.queueLength + pool.queueLength,
+          // Workers may disagree (each has its own health view): the worst mode wins.
+          mode: worseMode(entry.pool.mode, pool.mode),
         };
       }
       for (const backend of pool.backends) {
@@ -251,7 +237,8 @@ export function withRetired(live: Snapshot, retired: Snapshot | undefined): Snap
             latencyBuckets: addArrays(backend.latencyBuckets, gone.latencyBuckets),
             latencyCount: backend.latencyCount + gone.latencyCount,
             latencySumMs: backend.latencySumMs + gone.latencySumMs,
-            counters: addRecords(backend.counters, gone.counters),
+            retries: backend.retries + gone.retries,
+            ejections: backend.ejections + gone.ejections,
           };
         }),
       };
