@@ -27,7 +27,9 @@ import type { Logger } from '../logging/logger.js';
 import type { BackendView, PickContext } from '../strategies/types.js';
 import type { Backend } from '../upstream/backend.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { UpstreamConnectTimeoutError, type AnubisError } from '../errors.js';
 import { normalizeAddress } from './headers.js';
+import { classifyUpstreamError } from './upstream-errors.js';
 
 export interface TcpProxyOptions {
   /** Read per connection, so a reload may switch it (setPool). */
@@ -91,6 +93,8 @@ class TcpSession implements PickContext {
   excluded: Set<BackendView> | undefined = undefined;
 
   private readonly proxy: TcpProxy;
+  /** The pool when the connection arrived (a reload may switch the proxy's). */
+  private readonly pool: UpstreamPool;
   private readonly client: Socket;
   private upstream: Socket | undefined;
   private backend: Backend | undefined;
@@ -104,6 +108,7 @@ class TcpSession implements PickContext {
 
   constructor(proxy: TcpProxy, client: Socket) {
     this.proxy = proxy;
+    this.pool = proxy.options.pool;
     this.client = client;
     this.clientAddress = normalizeAddress(client.remoteAddress);
     client.on('error', this.onClientError);
@@ -122,7 +127,8 @@ class TcpSession implements PickContext {
 
   /** Picks a backend not tried yet and connects to it, or gives up. */
   private tryNext(): void {
-    const { pool, connectAttempts, logger } = this.proxy.options;
+    const { connectAttempts, logger } = this.proxy.options;
+    const pool = this.pool;
     const backend = this.attempts < connectAttempts ? pool.pick(this) : undefined;
     if (backend === undefined) {
       this.proxy.connectFailures++;
@@ -153,6 +159,8 @@ class TcpSession implements PickContext {
     const upstream = this.upstream as Socket;
     const now = performance.now();
     backend.recordLatency(now - this.connectStartedAt, now);
+    // Passive health: a connect that works counts as a success (any status below 500 does).
+    this.pool.health.reportResponse(backend, 200);
     this.connected = true;
     const client = this.client;
     if (client.destroyed) {
@@ -171,12 +179,18 @@ class TcpSession implements PickContext {
   };
 
   /** The connect attempt failed (error or timeout): try another backend. */
-  private connectFailed(reason: string): void {
+  private connectFailed(error: AnubisError): void {
     const backend = this.backend as Backend;
     clearTimeout(this.connectTimer);
     this.upstreamFailed = true;
+    this.pool.health.reportError(backend, error);
     this.proxy.options.logger.warn(
-      { pool: this.proxy.options.pool.name, backend: backend.id, err: reason },
+      {
+        pool: this.pool.name,
+        backend: backend.id,
+        code: error.code,
+        err: String(error.cause ?? error.message),
+      },
       'tcp: cannot connect to backend',
     );
     (this.excluded ??= new Set()).add(backend);
@@ -195,16 +209,23 @@ class TcpSession implements PickContext {
   }
 
   private readonly onConnectTimeout = (): void => {
+    const backend = this.backend as Backend;
     this.connectFailed(
-      `connect timed out after ${this.proxy.options.pool.config.timeouts.connect} ms`,
+      new UpstreamConnectTimeoutError(
+        backend.id,
+        new Error(`connect timed out after ${this.pool.config.timeouts.connect} ms`),
+      ),
     );
   };
 
   private readonly onUpstreamError = (error: Error): void => {
+    const backend = this.backend as Backend;
+    const classified = classifyUpstreamError(error, backend.id);
     if (!this.connected) {
-      this.connectFailed(error.message);
+      this.connectFailed(classified);
       return;
     }
+    this.pool.health.reportError(backend, classified);
     this.upstreamFailed = true;
     this.client.destroy();
   };

@@ -1,0 +1,305 @@
+// TCP mode (layer 4) through real sockets: echo, balancing and counters, a backend dying
+// mid-stream, retry on connect failure, connection limit, idle timeout, half-close, drain,
+// back-pressure towards a slow reader, and a large transfer in bounded memory.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { createLoadBalancer, type LoadBalancer } from '../../src/load-balancer.js';
+import { TcpListener } from '../../src/server/tcp-listener.js';
+import type { UpstreamPool } from '../../src/upstream/pool.js';
+import { freePort } from '../helpers/servers.js';
+
+interface TcpBackend {
+  readonly url: string;
+  readonly server: Server;
+  readonly sockets: Set<Socket>;
+  accepted: number;
+  close(): Promise<void>;
+}
+
+/** A TCP backend on 127.0.0.1:0; `onSocket` handles each connection (default: echo, prefixed). */
+async function startTcpBackend(
+  name: string,
+  onSocket?: (socket: Socket) => void,
+): Promise<TcpBackend> {
+  const sockets = new Set<Socket>();
+  const backend = {
+    url: '',
+    server: createServer({ allowHalfOpen: true }, (socket) => {
+      backend.accepted++;
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {});
+      if (onSocket !== undefined) onSocket(socket);
+      else {
+        socket.write(`${name}:`);
+        socket.pipe(socket);
+      }
+    }),
+    sockets,
+    accepted: 0,
+    close: async (): Promise<void> => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => backend.server.close(() => resolve()));
+    },
+  };
+  await new Promise<void>((resolve) => backend.server.listen(0, '127.0.0.1', resolve));
+  backend.url = `tcp://127.0.0.1:${(backend.server.address() as AddressInfo).port}`;
+  return backend;
+}
+
+async function startTcpAnubis(
+  backends: readonly string[],
+  tcp: Record<string, unknown> = {},
+  pool: Record<string, unknown> = {},
+): Promise<{ lb: LoadBalancer; port: number; pool: UpstreamPool; listener: TcpListener }> {
+  const lb = await createLoadBalancer({
+    workers: 1,
+    log: { level: 'silent' },
+    listeners: [{ address: '127.0.0.1:0', pool: 'db', mode: 'tcp', tcp }],
+    pools: { db: { backends: backends.map((url) => ({ url })), ...pool } },
+  } as unknown as ConfigInput);
+  const listener = lb.listeners[0] as TcpListener;
+  assert.ok(listener instanceof TcpListener);
+  return {
+    lb,
+    port: (lb.addresses()[0] as AddressInfo).port,
+    pool: lb.pools.get('db') as UpstreamPool,
+    listener,
+  };
+}
+
+/** Connects, sends `text`, half-closes, and resolves with everything received. */
+async function exchange(port: number, text: string): Promise<string> {
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: false });
+  // A connection anubis gives up on may be reset (it had unread bytes): that is an answer too.
+  socket.on('error', () => {});
+  let received = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => (received += chunk));
+  await once(socket, 'connect');
+  socket.end(text);
+  await new Promise((resolve) => socket.once('close', resolve));
+  return received;
+}
+
+async function until(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+const activeTotal = (pool: UpstreamPool): number => pool.backends.reduce((n, b) => n + b.active, 0);
+
+void test('bytes pass both ways, half-close included; connections round-robin; counters add up', async (t) => {
+  const a = await startTcpBackend('a');
+  const b = await startTcpBackend('b');
+  const { lb, port, pool, listener } = await startTcpAnubis([a.url, b.url]);
+  t.after(async () => {
+    await lb.close(500);
+    await a.close();
+    await b.close();
+  });
+  const answers: string[] = [];
+  for (let i = 0; i < 4; i++) answers.push(await exchange(port, `hello ${i}`));
+  assert.deepEqual(answers, ['a:hello 0', 'b:hello 1', 'a:hello 2', 'b:hello 3']);
+  await until(() => activeTotal(pool) === 0);
+  const [ba, bb] = pool.backends as [
+    UpstreamPool['backends'][number],
+    UpstreamPool['backends'][number],
+  ];
+  assert.equal(ba.requests, 2);
+  assert.equal(bb.requests, 2);
+  assert.equal(ba.bytesOut, 'hello 0'.length + 'hello 2'.length);
+  assert.equal(ba.bytesIn, 'a:hello 0'.length + 'a:hello 2'.length);
+  assert.equal(ba.latencySamples, 2, 'connect time is the latency sample');
+  assert.equal(listener.proxy.connectionsTotal, 4);
+  assert.equal(listener.proxy.sessions.size, 0);
+});
+
+void test('a backend killed mid-stream closes the client connection; counters return to 0', async (t) => {
+  const backend = await startTcpBackend('k');
+  const { lb, port, pool } = await startTcpAnubis([backend.url]);
+  t.after(async () => {
+    await lb.close(500);
+    await backend.close();
+  });
+  for (const kill of ['reset', 'end'] as const) {
+    const client = connect({ host: '127.0.0.1', port });
+    client.on('error', () => {});
+    let received = '';
+    client.on('data', (c: Buffer) => (received += c.toString()));
+    await once(client, 'connect');
+    client.write('ping');
+    await until(() => received === 'k:ping');
+    assert.equal(activeTotal(pool), 1);
+    const [socket] = backend.sockets;
+    if (kill === 'reset') socket?.resetAndDestroy();
+    else socket?.destroy();
+    // An ordinary client answers the backend's end by closing; a reset closes it outright.
+    await once(client, 'close');
+    await until(() => activeTotal(pool) === 0);
+  }
+  assert.equal(
+    pool.backends[0]?.failures,
+    1,
+    'the reset counts as a failure, a clean close does not',
+  );
+});
+
+void test('connect failures are retried on another backend; when none connects the client is closed', async (t) => {
+  const dead = `tcp://127.0.0.1:${await freePort()}`;
+  const alive = await startTcpBackend('up');
+  const { lb, port, pool, listener } = await startTcpAnubis(
+    [dead, alive.url],
+    {},
+    {
+      strategy: 'round-robin',
+    },
+  );
+  t.after(async () => {
+    await lb.close(500);
+    await alive.close();
+  });
+  for (let i = 0; i < 4; i++) assert.equal(await exchange(port, 'x'), 'up:x');
+  const deadBackend = pool.backends.find((b) => b.url === dead);
+  assert.ok((deadBackend?.failures ?? 0) >= 1);
+  await until(() => activeTotal(pool) === 0);
+
+  const { lb: lb2, port: port2, listener: listener2 } = await startTcpAnubis([dead]);
+  t.after(() => lb2.close(500));
+  assert.equal(await exchange(port2, 'x'), '', 'closed without a byte');
+  assert.equal(listener2.proxy.connectFailures, 1);
+  assert.equal(listener.proxy.connectFailures, 0);
+});
+
+void test('maxConnections refuses the extra connection; idleTimeout closes silent ones', async (t) => {
+  const backend = await startTcpBackend('m');
+  const { lb, port, pool, listener } = await startTcpAnubis([backend.url], {
+    maxConnections: 2,
+    idleTimeout: '300ms',
+  });
+  t.after(async () => {
+    await lb.close(500);
+    await backend.close();
+  });
+  const open = async (): Promise<{ socket: Socket; closed: Promise<unknown> }> => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.on('error', () => {});
+    socket.resume(); // read (and drop) the backend's greeting, so the end is seen
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    await once(socket, 'connect');
+    return { socket, closed };
+  };
+  const first = await open();
+  const second = await open();
+  await until(() => activeTotal(pool) === 2);
+  const third = await open();
+  await third.closed;
+  assert.equal(listener.refused, 1);
+  // No byte either way for 300 ms: both are closed by anubis.
+  await Promise.all([first.closed, second.closed]);
+  await until(() => activeTotal(pool) === 0);
+});
+
+void test('closing drains: no new connections, open ones keep working until they end', async (t) => {
+  const backend = await startTcpBackend('d');
+  const { lb, port, pool } = await startTcpAnubis([backend.url]);
+  t.after(() => backend.close());
+  const client = connect({ host: '127.0.0.1', port });
+  let received = '';
+  client.on('data', (c: Buffer) => (received += c.toString()));
+  await once(client, 'connect');
+  await until(() => activeTotal(pool) === 1);
+  const closing = lb.close(5_000);
+  await sleep(50);
+  const refused = connect({ host: '127.0.0.1', port });
+  const [error] = (await once(refused, 'error')) as [NodeJS.ErrnoException];
+  assert.equal(error.code, 'ECONNREFUSED');
+  client.end('still here');
+  await once(client, 'close');
+  assert.equal(received, 'd:still here');
+  await closing;
+  assert.equal(activeTotal(pool), 0);
+});
+
+void test('back-pressure: a client that does not read stops the backend, anubis buffers little', async (t) => {
+  let written = 0;
+  let blocked = false;
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const backend = await startTcpBackend('flood', (socket) => {
+    const pump = (): void => {
+      while (written < 512 * 1024 * 1024) {
+        written += chunk.length;
+        if (!socket.write(chunk)) {
+          blocked = true;
+          socket.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  });
+  const { lb, port } = await startTcpAnubis([backend.url]);
+  t.after(async () => {
+    await lb.close(500);
+    await backend.close();
+  });
+  const client = connect({ host: '127.0.0.1', port });
+  client.pause();
+  await once(client, 'connect');
+  await until(() => blocked);
+  await sleep(300);
+  const stalledAt = written;
+  await sleep(300);
+  // The backend is held back: nothing more was accepted while the client did not read, and
+  // what is in flight (kernel buffers on both hops plus one stream buffer per socket in
+  // anubis) is a few MiB, not the 512 MiB it wants to send.
+  t.diagnostic(`backend held back after ${(written / 1024 / 1024).toFixed(1)} MiB`);
+  assert.equal(written, stalledAt);
+  assert.ok(written < 64 * 1024 * 1024, `backend wrote ${written} bytes into a non-reading client`);
+  client.destroy();
+});
+
+void test('a 1 GiB transfer passes in bounded memory', async (t) => {
+  const total = Number(process.env.ANUBIS_TCP_BULK_BYTES ?? 1024 * 1024 * 1024);
+  const backend = await startTcpBackend('sink', (socket) => {
+    let count = 0;
+    socket.on('data', (c: Buffer) => (count += c.length));
+    socket.on('end', () => socket.end(String(count)));
+  });
+  const { lb, port, pool } = await startTcpAnubis([backend.url]);
+  t.after(async () => {
+    await lb.close(500);
+    await backend.close();
+  });
+  const client = connect({ host: '127.0.0.1', port });
+  let answer = '';
+  client.on('data', (c: Buffer) => (answer += c.toString()));
+  await once(client, 'connect');
+  globalThis.gc?.();
+  const rssBefore = process.memoryUsage.rss();
+  let rssPeak = rssBefore;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 20);
+  const started = performance.now();
+  const chunk = Buffer.alloc(256 * 1024, 1);
+  for (let sent = 0; sent < total; sent += chunk.length) {
+    if (!client.write(chunk)) await once(client, 'drain');
+  }
+  client.end();
+  await once(client, 'close');
+  clearInterval(sampler);
+  const seconds = (performance.now() - started) / 1000;
+  assert.equal(answer, String(total));
+  assert.equal(pool.backends[0]?.bytesOut, total);
+  const growthMiB = (rssPeak - rssBefore) / 1024 / 1024;
+  t.diagnostic(
+    `${(total / 1024 / 1024).toFixed(0)} MiB in ${seconds.toFixed(2)} s (${(total / 1024 / 1024 / seconds).toFixed(0)} MiB/s), RSS growth ${growthMiB.toFixed(1)} MiB`,
+  );
+  assert.ok(growthMiB < 100, `RSS grew by ${growthMiB.toFixed(1)} MiB`);
+});
