@@ -24,6 +24,7 @@ import { createSpecialListener, type AnyListener } from './server/create-listene
 import { SecureListener } from './server/secure-listener.js';
 import { TcpListener } from './server/tcp-listener.js';
 import { createStrategy } from './strategies/create.js';
+import { withDecisionLog } from './strategies/decision-log.js';
 import { UpstreamPool } from './upstream/pool.js';
 import { PoolDiscoveries } from './discovery/start.js';
 import { forwardPoolEvents, type LoadBalancerEvents } from './load-balancer-events.js';
@@ -97,7 +98,11 @@ export class LoadBalancer {
     logger: Logger,
     tlsFiles: BackendTlsFiles = new Map(),
   ): Promise<UpstreamPool> {
-    const strategy = await createStrategy(poolConfig.strategy, baseDir);
+    const strategy = withDecisionLog(
+      await createStrategy(poolConfig.strategy, baseDir),
+      logger,
+      name,
+    );
     const pool = new UpstreamPool(name, poolConfig, strategy, tlsFiles);
     pool.on('strategy-error', (error) => {
       logger.error({ pool: name, err: error }, 'strategy failed; round robin used for this pick');
@@ -239,7 +244,10 @@ export class LoadBalancer {
           await LoadBalancer.createPool(name, poolConfig, this.baseDir, logger, tlsFiles),
         );
       } else if (!sameStrategy(current.config.strategy, poolConfig.strategy)) {
-        newStrategies.set(name, await createStrategy(poolConfig.strategy, this.baseDir));
+        newStrategies.set(
+          name,
+          withDecisionLog(await createStrategy(poolConfig.strategy, this.baseDir), logger, name),
+        );
       }
     }
     const poolFor = (name: string): UpstreamPool =>

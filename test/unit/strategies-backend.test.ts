@@ -97,3 +97,37 @@ void test('pool: a statsChanged that throws is counted, never thrown into the pr
     await pool.close();
   }
 });
+
+void test('decision log: the strategy itself when debug is off; one line per pick with scores when on', async () => {
+  const { withDecisionLog } = await import('../../src/strategies/decision-log.js');
+  const { createLogger } = await import('../../src/logging/logger.js');
+  const { Writable } = await import('node:stream');
+  let lines = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines += chunk.toString();
+      done();
+    },
+  });
+  const strategy = new LeastConnectionsStrategy();
+  assert.equal(
+    withDecisionLog(strategy, createLogger({ level: 'info', format: 'json' }, sink), 'web'),
+    strategy,
+  );
+  const logged = withDecisionLog(
+    strategy,
+    createLogger({ level: 'debug', format: 'json' }, sink),
+    'web',
+  );
+  const pool = new UpstreamPool('web', poolConfig(), logged);
+  try {
+    assert.equal(typeof logged.statsChanged, 'function');
+    const chosen = pool.pick(context());
+    const line = JSON.parse(lines.trim().split('\n').pop() as string) as Record<string, unknown>;
+    assert.equal(line.msg, 'strategy pick');
+    assert.equal(line.backend, chosen?.id);
+    assert.equal((line.scores as unknown[]).length, 3);
+  } finally {
+    await pool.close();
+  }
+});
