@@ -189,7 +189,7 @@ class TcpSession implements PickContext {
         pool: this.pool.name,
         backend: backend.id,
         code: error.code,
-        err: String(error.cause ?? error.message),
+        err: error.cause instanceof Error ? error.cause.message : error.message,
       },
       'tcp: cannot connect to backend',
     );
