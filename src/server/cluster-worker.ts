@@ -57,8 +57,12 @@ async function answer(
       return takeSnapshot(balancer);
     case 'change':
       return applyChange(balancer, runtimeChangeSchema.parse(request.payload));
-    case 'reload':
-      return balancer.reload(validateConfig(request.payload, source));
+    case 'reload': {
+      const next = validateConfig(request.payload, source);
+      const summary = await balancer.reload(next);
+      balancer.logger.level = next.log.level;
+      return summary;
+    }
     case 'explain':
       return explainPool(balancer, String(request.payload));
   }

@@ -18,7 +18,14 @@ export async function runSingle(
     baseDir: initial.baseDir,
     ...(reloadSource === undefined
       ? {}
-      : { reloadSource: async () => (await reloadSource()).config }),
+      : {
+          reloadSource: async () => {
+            const next = (await reloadSource()).config;
+            // log.level applies on reload (log.format needs a restart).
+            logger.level = next.log.level;
+            return next;
+          },
+        }),
   });
   const reload = (): void => {
     if (reloadSource === undefined) {
@@ -27,7 +34,10 @@ export async function runSingle(
     }
     logger.info('SIGHUP: reloading the configuration');
     reloadSource()
-      .then((next) => balancer.reload(next.config))
+      .then(async (next) => {
+        await balancer.reload(next.config);
+        logger.level = next.config.log.level;
+      })
       .catch((error: unknown) => {
         logger.error(
           { err: error instanceof Error ? error.message : String(error) },
