@@ -11,7 +11,11 @@ import { createLoadBalancer, type LoadBalancer } from '../../src/load-balancer.j
 import type { ConfigInput } from '../../src/config/schema.js';
 import { validateConfig } from '../../src/config/load.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
-import { startNamedBackend, type TestServer } from '../helpers/servers.js';
+import { freePort, startNamedBackend, type TestServer } from '../helpers/servers.js';
+import { spawnCli, stopChild, waitForOutput } from '../helpers/anubis.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Polls `condition` every 20 ms until it holds (fails the test after `timeoutMs`). */
 async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -322,4 +326,53 @@ void test('a reload keeps discovered backends while their entry stays, and stops
   assert.equal(dns.queries.get('A found.test'), queries, 'discovery stopped');
   assert.equal(load.seen.get('found'), undefined);
   assert.deepEqual(load.failures, []);
+});
+
+void test('the anubis command with workers: 2 discovers backends in every worker', async (t) => {
+  const dns = await startDnsServer();
+  t.after(() => dns.close());
+  const servers = await Promise.all(['one', 'two'].map((n) => startNamedBackend(n)));
+  t.after(() => Promise.all(servers.map((s) => s.close())));
+  const [one, two] = servers as [TestServer, TestServer];
+  dns.setA('node.test', ['127.0.0.1']);
+  dns.setSRV('_http._tcp.app.test', [{ target: 'node.test', port: one.port }]);
+  const dir = await mkdtemp(join(tmpdir(), 'anubis-dns-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const file = join(dir, 'anubis.yaml');
+  await writeFile(
+    file,
+    [
+      'workers: 2',
+      `listeners: [{ address: "127.0.0.1:${port}", pool: app }]`,
+      'pools:',
+      '  app:',
+      '    backends:',
+      '      - url: http://app.test',
+      '        discovery:',
+      '          type: srv',
+      '          name: _http._tcp.app.test',
+      `          servers: ["${dns.address}"]`,
+      '          interval: 500ms',
+      '          minInterval: 100ms',
+      '',
+    ].join('\n'),
+  );
+  const child = spawnCli(['--config', file]);
+  t.after(() => stopChild(child));
+  await waitForOutput(child, /listening[\s\S]*listening/); // both workers
+  const load = startLoad(`http://127.0.0.1:${port}/`, 4);
+  t.after(() => load.stop());
+  await waitFor('requests to one', () => (load.seen.get('one') ?? 0) > 20);
+  dns.setSRV('_http._tcp.app.test', [{ target: 'node.test', port: two.port }]);
+  await waitFor('requests to two', () => (load.seen.get('two') ?? 0) > 20);
+  load.reset();
+  await waitFor('in-flight requests to complete', () => load.total() > 8);
+  load.reset();
+  await waitFor('requests after the change', () => load.total() > 100);
+  await load.stop();
+  // Connections spread over both workers: had one worker not re-resolved, "one" would show.
+  assert.equal(load.seen.get('one'), undefined);
+  assert.deepEqual(load.failures, []);
+  assert.equal(await stopChild(child), 0);
 });
