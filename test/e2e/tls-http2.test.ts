@@ -20,7 +20,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { ConfigError, TlsFileError } from '../../src/errors.js';
 import { SecureListener } from '../../src/server/secure-listener.js';
 import { createTestPki, type CertFiles, type TestPki } from '../helpers/certs.js';
-import { startBackend, type TestServer } from '../helpers/servers.js';
+import { freePort, startBackend, type TestServer } from '../helpers/servers.js';
 
 let pki: TestPki;
 let localhost: CertFiles;
@@ -519,5 +519,37 @@ void test('configuration: tcp:// only in pools of tcp listeners, options fit the
     (error: unknown) =>
       error instanceof ConfigError &&
       /listeners\[0\]\.pool: expected the name of a pool/.test(error.message),
+  );
+});
+
+void test('a configuration reload installs new certificates; a broken one is refused whole', async (t) => {
+  const { validateConfig } = await import('../../src/config/load.js');
+  const first = await pki.leaf('cfg-1', ['localhost']);
+  const second = await pki.leaf('cfg-2', ['localhost']);
+  // A fixed port: a reload matches listeners by their configured address.
+  const port = await freePort();
+  const config = (cert: CertFiles, key = cert.keyFile): Record<string, unknown> => ({
+    workers: 1,
+    log: { level: 'silent' },
+    listeners: [{ address: `127.0.0.1:${port}`, pool: 'p', tls: { cert: cert.certFile, key } }],
+    pools: { p: { backends: [{ url: echo.url }] } },
+  });
+  const lb = await createLoadBalancer(config(first) as unknown as ConfigInput);
+  t.after(() => lb.close(500));
+  const open = h2connect(`https://localhost:${port}`, { ca: pki.ca.cert });
+  t.after(() => open.close());
+  assert.equal((await h2request(open, { ':path': '/' })).headers[':status'], 200);
+  const before = (await peerCertificate(port, 'localhost')).serialNumber;
+  await assert.rejects(
+    lb.reload(validateConfig(config(second, `${pki.dir}/absent.key`), 'reload')),
+    TlsFileError,
+  );
+  assert.equal((await peerCertificate(port, 'localhost')).serialNumber, before);
+  await lb.reload(validateConfig(config(second), 'reload'));
+  assert.notEqual((await peerCertificate(port, 'localhost')).serialNumber, before);
+  assert.equal(
+    (await h2request(open, { ':path': '/' })).headers[':status'],
+    200,
+    'the open connection survived',
   );
 });
