@@ -26,5 +26,7 @@ export type {
   StrategyFactory,
 } from './strategies/types.js';
 export { isExcluded } from './strategies/types.js';
+export { SecureListener } from './server/secure-listener.js';
+export { TcpListener } from './server/tcp-listener.js';
 export * from './errors.js';
 export { VERSION } from './version.js';
