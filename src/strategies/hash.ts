@@ -29,6 +29,7 @@ import {
   type PickContext,
   type Strategy,
 } from './types.js';
+import { weightOf } from './weight.js';
 
 export type HashKey =
   | { readonly kind: 'client-ip' }
@@ -91,7 +92,7 @@ export class HashStrategy implements Strategy {
 
   setBackends(backends: readonly BackendView[]): void {
     this.backends = backends;
-    const weights = backends.map((b) => (b.effectiveWeight > 0 ? b.effectiveWeight : 1));
+    const weights = backends.map(weightOf);
     const wanted = weights.reduce((sum, w) => sum + w * this.vnodes, 0);
     const scale = wanted > MAX_POINTS ? MAX_POINTS / wanted : 1;
     this.pointCounts = weights.map((w) => Math.max(1, Math.round(w * this.vnodes * scale)));

@@ -39,6 +39,7 @@ import {
   type PickContext,
   type Strategy,
 } from './types.js';
+import { weightOf } from './weight.js';
 
 export type LatencyMeasure = 'headers' | 'last-byte';
 
@@ -146,9 +147,7 @@ export class LeastTimeChoicesStrategy implements Strategy {
 
   setBackends(backends: readonly BackendView[]): void {
     this.backends = backends;
-    this.weights = Float64Array.from(backends, (b) =>
-      b.effectiveWeight > 0 ? b.effectiveWeight : 1,
-    );
+    this.weights = Float64Array.from(backends, weightOf);
   }
 
   pick(context: PickContext): BackendView | undefined {

@@ -21,6 +21,7 @@ import {
   type PickContext,
   type Strategy,
 } from './types.js';
+import { weightOf } from './weight.js';
 
 export abstract class OrderedStrategy implements Strategy {
   abstract readonly name: string;
@@ -64,7 +65,7 @@ export abstract class OrderedStrategy implements Strategy {
     this.slots = new Map();
     for (let slot = 0; slot < n; slot++) {
       const backend = backends[slot] as BackendView;
-      const weight = backend.effectiveWeight > 0 ? backend.effectiveWeight : 1;
+      const weight = weightOf(backend);
       this.weights[slot] = weight;
       this.keys[slot] = this.keyOf(backend, weight);
       // A backend that stays keeps its place in the rotation; a new one starts now.

@@ -15,6 +15,7 @@ import {
   type PickContext,
   type Strategy,
 } from './types.js';
+import { weightOf } from './weight.js';
 
 /** Draws before an excluded-heavy retry falls back to scanning. */
 const REDRAWS = 4;
@@ -32,7 +33,7 @@ export class RandomStrategy implements Strategy {
 
   setBackends(backends: readonly BackendView[]): void {
     this.backends = backends;
-    this.weights = backends.map((b) => (b.effectiveWeight > 0 ? b.effectiveWeight : 1));
+    this.weights = backends.map(weightOf);
     this.table.build(this.weights);
   }
 

@@ -189,6 +189,32 @@ for (const c of cases) {
       }
     });
 
+    void test('slow-start weights (fractional, almost 0) keep picks valid; full weights restore equal shares', () => {
+      const random = seededRandom(12);
+      const strategy = c.create(seededRandom(13));
+      const backends = fakeBackends([1, 1, 1]);
+      (backends[0] as FakeBackend).effectiveWeight = Number.MIN_VALUE;
+      (backends[1] as FakeBackend).effectiveWeight = 0.1;
+      const options = {
+        concurrency: 6,
+        requests: 3_000,
+        latency: () => 9 + random() * 2,
+        ...(c.perClientKeys === true ? { contextFor: clientContext } : {}),
+      };
+      const ramping = shares(simulate(strategy, backends, options).picks);
+      if (!c.label.startsWith('example')) {
+        // At most one of the six requests in flight (least-connections gives an idle backend
+        // one request whatever its weight), far less for the others.
+        const b0 = ramping.get('b0') as number;
+        assert.ok(b0 < 0.18, `b0 at weight ~0: ${b0}`);
+      }
+      for (const b of backends) b.effectiveWeight = 1;
+      const { picks } = simulate(strategy, backends, { ...options, requests: 9_000 });
+      for (const [id, share] of shares(picks)) {
+        assert.ok(Math.abs(share - 1 / 3) < 0.06, `${id} after ramp-up: ${share.toFixed(3)}`);
+      }
+    });
+
     void test('explain() gives every backend a finite score and its inputs', () => {
       const strategy = c.create(seededRandom(10));
       const backends = fakeBackends([1, 2, 3]);

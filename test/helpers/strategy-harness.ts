@@ -115,11 +115,18 @@ export interface SimulationOptions {
   readonly thinkMs?: number;
 }
 
+/** Virtual time never runs backwards: a new simulation starts after the backends' last sample. */
+function clockOf(backends: readonly FakeBackend[]): number {
+  return backends.reduce((latest, b) => Math.max(latest, b.lastSampleAt), 0);
+}
+
 export interface SimulationResult {
   /** Picks per backend id. */
   readonly picks: Map<string, number>;
-  /** Picks per backend id per virtual second (index = second). */
+  /** Picks per backend id per virtual second since the simulation started (index = second). */
   readonly timeline: Map<string, number>[];
+  /** Virtual time at the start and at the end of the simulation. */
+  readonly startMs: number;
   readonly endMs: number;
 }
 
@@ -138,21 +145,22 @@ export function simulate(
   const inflight: { at: number; backend: FakeBackend; sentAt: number }[] = [];
   const defaultContext = context();
   let sent = 0;
-  let now = 0;
+  const start = clockOf(backends);
+  let now = start;
   const send = (at: number): void => {
     const ctx = options.contextFor?.(sent) ?? defaultContext;
     sent++;
     const chosen = strategy.pick(ctx) as FakeBackend | undefined;
     if (chosen === undefined) throw new Error('strategy returned no backend');
     picks.set(chosen.id, (picks.get(chosen.id) ?? 0) + 1);
-    const second = Math.floor(at / 1000);
+    const second = Math.floor((at - start) / 1000);
     while (timeline.length <= second) timeline.push(new Map());
     const bucket = timeline[second] as Map<string, number>;
     bucket.set(chosen.id, (bucket.get(chosen.id) ?? 0) + 1);
     chosen.started();
     inflight.push({ at: at + options.latency(chosen, at), backend: chosen, sentAt: at });
   };
-  for (let c = 0; c < options.concurrency && sent < options.requests; c++) send(0);
+  for (let c = 0; c < options.concurrency && sent < options.requests; c++) send(start);
   while (inflight.length > 0) {
     let first = 0;
     for (let i = 1; i < inflight.length; i++) {
@@ -163,7 +171,7 @@ export function simulate(
     done.backend.ended(done.at - done.sentAt, now);
     if (sent < options.requests) send(now + (options.thinkMs ?? 0));
   }
-  return { picks, timeline, endMs: now };
+  return { picks, timeline, startMs: start, endMs: now };
 }
 
 /** Share of picks per backend id (0..1). */
