@@ -6,7 +6,6 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { validateConfig } from './config/load.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config, ConfigInput, ListenerConfig, PoolConfig } from './config/schema.js';
 import { readBackendTlsFiles, type BackendTlsFiles } from './upstream/backend-tls.js';
 import { formatAddress, type ListenAddress } from './config/units.js';
@@ -18,7 +17,7 @@ import type { Strategy } from './strategies/types.js';
 import { silentLogger, type Logger } from './logging/logger.js';
 import { TrustedProxies } from './proxy/headers.js';
 import { HttpProxy } from './proxy/http-proxy.js';
-import { mergeLimits } from './server/client-limits.js';
+import { mergeLimits, type ClientLimitsOptions } from './server/client-limits.js';
 import { HttpListener, type HttpListenerOptions } from './server/http-listener.js';
 import { createSpecialListener, type AnyListener } from './server/create-listener.js';
 import { SecureListener } from './server/secure-listener.js';
@@ -48,8 +47,6 @@ export interface ReloadSummary {
   readonly backends: { added: string[]; removed: string[]; kept: string[] };
   readonly listeners: { added: string[]; removed: string[]; kept: string[] };
 }
-
-type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 function addressText(address: ListenAddress): string {
   return formatAddress(address.host, address.port);
@@ -145,14 +142,23 @@ export class LoadBalancer {
     const listeners: AnyListener[] = [];
     for (const [index, listenerConfig] of config.listeners.entries()) {
       // TLS, h2c, redirect and TCP listeners (src/server/create-listener.ts).
+      // One proxy per protocol, shared by the request and Upgrade handlers.
+      const proxies = new Map<'http' | 'https', HttpProxy>();
+      const proxyFor = (protocol: 'http' | 'https'): HttpProxy => {
+        let proxy = proxies.get(protocol);
+        if (proxy === undefined) {
+          proxy = LoadBalancer.createHandler(config, listenerConfig, poolByName, trustedProxies, logger, protocol);
+          proxies.set(protocol, proxy);
+        }
+        return proxy;
+      };
       const special = await createSpecialListener(listenerConfig, {
         index,
         pool: listenerConfig.pool === undefined ? undefined : poolByName(listenerConfig.pool),
         baseDir,
         logger,
-        httpHandler: (protocol) =>
-          LoadBalancer.createHandler(config, listenerConfig, poolByName, trustedProxies, logger, protocol)
-            .handleRequest,
+        httpHandler: (protocol) => proxyFor(protocol).handleRequest,
+        clientLimits: (protocol) => clientLimitsOf(config, listenerConfig, proxyFor(protocol), logger),
       });
       if (special !== undefined) {
         listeners.push(special);
@@ -293,6 +299,7 @@ export class LoadBalancer {
             baseDir: this.baseDir,
             logger,
             httpHandler: () => proxy.handleRequest,
+            clientLimits: () => clientLimitsOf(next, listenerConfig, proxy, logger),
           })) ?? new HttpListener(listenerOptions(next, listenerConfig, proxy, logger));
         await listener.listen();
         bound.push(listener);
@@ -326,7 +333,9 @@ export class LoadBalancer {
         continue;
       }
       listener.setRequestHandler(proxy.handleRequest);
-      if (listener instanceof HttpListener) listener.setUpgradeHandler(proxy.handleUpgrade);
+      if (listener instanceof HttpListener || listener instanceof SecureListener) {
+        listener.setUpgradeHandler(proxy.handleUpgrade);
+      }
     }
     for (const swap of certificateSwaps) swap();
     const removedListeners = [...byAddress.values()];
@@ -405,10 +414,22 @@ function listenerOptions(
   proxy: HttpProxy,
   logger: Logger,
 ): HttpListenerOptions {
-  const pool = proxy.options.pool;
   return {
     address: listenerConfig.address,
     onRequest: proxy.handleRequest,
+    ...clientLimitsOf(config, listenerConfig, proxy, logger),
+  };
+}
+
+/** The request guard's inputs for a listener (plain, TLS or h2c): limits, body limit, Upgrades. */
+function clientLimitsOf(
+  config: Config,
+  listenerConfig: ListenerConfig,
+  proxy: HttpProxy,
+  logger: Logger,
+): Omit<ClientLimitsOptions, 'connectionCap'> & { onUpgrade: HttpProxy['handleUpgrade'] } {
+  const pool = proxy.options.pool;
+  return {
     onUpgrade: proxy.handleUpgrade,
     limits: mergeLimits(config.limits, listenerConfig.limits),
     maxBodySize: () => pool.config.maxBodySize,

@@ -168,6 +168,12 @@ export interface ClientLimitsOptions {
   readonly maxBodySize: () => number;
   /** Handles Upgrade requests (WebSocket, h2c…) that passed the guard; absent: refused. */
   readonly onUpgrade?: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
+  /**
+   * Where the connection cap applies: `answer` (default) counts this server's connections and
+   * answers one too many with 503; `none` leaves it to the caller (TLS and h2c listeners set
+   * `maxConnections` on the socket server, where a plain-text 503 could not be sent).
+   */
+  readonly connectionCap?: 'answer' | 'none';
 }
 
 export interface GuardedServer {
@@ -226,7 +232,7 @@ export function applyClientLimits(
   server.on('connect', (req: IncomingMessage, socket: Duplex) =>
     refuseConnect(req, socket, logger),
   );
-  capConnections(server, limits.maxConnections, logger);
+  if (options.connectionCap !== 'none') capConnections(server, limits.maxConnections, logger);
 
   const guard = new RequestGuard(limits);
   const admit = (req: IncomingMessage, res: ServerResponse): boolean => {

@@ -3,6 +3,7 @@
  * cleartext h2c, redirect-to-HTTPS, and TCP mode. Plain HTTP listeners stay with the caller
  * (`createSpecialListener` returns undefined for them), so the common path is untouched.
  */
+import type { ClientLimitsOptions } from './client-limits.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
@@ -31,6 +32,10 @@ export interface SpecialListenerContext {
   readonly logger: Logger;
   /** The HTTP proxy's request handler for this pool, given how clients reach anubis. */
   readonly httpHandler: (protocol: 'http' | 'https') => RequestHandler;
+  /** Request guard, client limits and Upgrade handler for HTTP(S) listeners (security.md). */
+  readonly clientLimits?: (
+    protocol: 'http' | 'https',
+  ) => Omit<ClientLimitsOptions, 'connectionCap'>;
 }
 
 /** Whether a listener needs createSpecialListener (anything but plain HTTP/1.1). */
@@ -77,9 +82,11 @@ export async function createSpecialListener(
           await loadCertificateSet(config.tls, context.index, context.baseDir),
           context.index,
         );
+  const protocol = certificates === undefined ? 'http' : 'https';
   return new SecureListener({
     address: config.address,
-    onRequest: context.httpHandler(certificates === undefined ? 'http' : 'https'),
+    onRequest: context.httpHandler(protocol),
+    clientLimits: context.clientLimits?.(protocol),
     certificates,
     // HTTP/2 is on by default with TLS, off (h2c) without.
     http2: config.http2 ?? certificates !== undefined,

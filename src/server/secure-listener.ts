@@ -36,7 +36,10 @@ import {
   type Server,
   type Socket,
 } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ListenAddress } from '../config/units.js';
+import { applyClientLimits, type ClientLimitsOptions } from './client-limits.js';
 import { formatAddress } from '../config/units.js';
 import { ListenError } from '../errors.js';
 import type { ListenerTlsConfig, ListenerCertificates } from './tls-certificates.js';
@@ -54,6 +57,7 @@ export const H2_MAX_CONCURRENT_STREAMS = 128;
 export const H2_IDLE_SESSION_MS = 120_000;
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface SecureListenerOptions {
   readonly address: ListenAddress;
@@ -66,6 +70,11 @@ export interface SecureListenerOptions {
   readonly keepAliveTimeoutMs?: number | undefined;
   /** Time allowed to receive a request's headers (slowloris defence). */
   readonly headersTimeoutMs?: number | undefined;
+  /**
+   * Request guard, client limits and Upgrade handling (src/server/client-limits.ts), as on
+   * plain HTTP listeners; they override keepAliveTimeoutMs and headersTimeoutMs.
+   */
+  readonly clientLimits?: Omit<ClientLimitsOptions, 'connectionCap'> | undefined;
 }
 
 /** What the load balancer needs of any client listener. */
@@ -92,6 +101,10 @@ export class SecureListener implements ClientListener {
   private readonly http1: HttpLikeServer | Http2SecureServer | undefined;
   private readonly sessions = new Set<Http2Session>();
   private draining = false;
+  /** Requests go through the client-limits guard when configured, then to onRequest. */
+  private handle: RequestHandler = (req, res) => this.onRequest(req, res);
+  private onUpgrade: UpgradeHandler | undefined;
+  private upgraded: ReadonlySet<Duplex> = new Set();
 
   constructor(options: SecureListenerOptions) {
     this.address = options.address;
@@ -99,7 +112,7 @@ export class SecureListener implements ClientListener {
     this.certificates = options.certificates;
     this.onRequest = options.onRequest;
     // One indirection so a reload can hand new requests to a new proxy (setRequestHandler).
-    const onRequest: RequestHandler = (req, res) => this.onRequest(req, res);
+    const onRequest: RequestHandler = (req, res) => this.handle(req, res);
     const http1Options = {
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
       headersTimeout: options.headersTimeoutMs ?? 30_000,
@@ -152,6 +165,34 @@ export class SecureListener implements ClientListener {
     this.http1.on('request', (_req: IncomingMessage, res: ServerResponse) => {
       if (this.draining && res.shouldKeepAlive !== undefined) res.shouldKeepAlive = false;
     });
+    if (options.clientLimits !== undefined) this.applyLimits(options.clientLimits);
+  }
+
+  /** The request guard, limits and Upgrade proxy of client-limits.ts on this listener. */
+  private applyLimits(options: Omit<ClientLimitsOptions, 'connectionCap'>): void {
+    this.onUpgrade = options.onUpgrade;
+    const guarded = applyClientLimits(
+      this.http1 as unknown as HttpServer,
+      {
+        ...options,
+        onUpgrade:
+          options.onUpgrade === undefined
+            ? undefined
+            : (req, socket, head) => this.onUpgrade?.(req, socket, head),
+        connectionCap: 'none',
+      },
+      (req, res) => this.onRequest(req, res),
+    );
+    this.handle = guarded.handleRequest;
+    this.upgraded = guarded.upgraded;
+    // A plain-text 503 cannot be written into a TLS handshake: beyond the cap the socket server
+    // stops taking connections (Node closes them at once).
+    this.server.maxConnections = options.limits.maxConnections;
+  }
+
+  /** Sends Upgrade requests that arrive from now on to `onUpgrade` (reload). */
+  setUpgradeHandler(onUpgrade: UpgradeHandler): void {
+    this.onUpgrade = onUpgrade;
   }
 
   private watchSessions(server: Http2SecureServer | Http2Server): void {
@@ -222,6 +263,8 @@ export class SecureListener implements ClientListener {
     const timer = setTimeout(() => {
       for (const session of this.sessions) session.destroy();
       http1.closeAllConnections?.();
+      // Upgraded sockets left the HTTP server's bookkeeping but still hold server.close().
+      for (const socket of this.upgraded) socket.destroy();
     }, drainMs);
     timer.unref();
     await closed;
