@@ -20,7 +20,7 @@ import { computeTargets, formatSummary, type BenchResults } from './lib/report.j
 import { runBalancing } from './scenarios/balancing.js';
 import { runIdle, runStream } from './scenarios/memory.js';
 import { runTcp } from './scenarios/tcp.js';
-import { THROUGHPUT_CASES, runThroughput } from './scenarios/throughput.js';
+import { QUICK_CASE_IDS, THROUGHPUT_CASES, runThroughput } from './scenarios/throughput.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BUILD_DIR = join(ROOT, '.cache/bench-build');
@@ -110,9 +110,11 @@ async function main(): Promise<number> {
   try {
     if (options.sections.includes('throughput')) {
       const cases =
-        options.cases.length === 0
-          ? THROUGHPUT_CASES
-          : THROUGHPUT_CASES.filter((c) => options.cases.includes(c.id));
+        options.cases.length > 0
+          ? THROUGHPUT_CASES.filter((c) => options.cases.includes(c.id))
+          : options.quick
+            ? THROUGHPUT_CASES.filter((c) => QUICK_CASE_IDS.includes(c.id))
+            : THROUGHPUT_CASES;
       results = {
         ...results,
         throughput: await runThroughput(ctx, {
@@ -132,6 +134,8 @@ async function main(): Promise<number> {
           durationS: options.balancingDurationS,
           repeats: options.balancingRepeats,
           connections: options.balancingConnections,
+          warmupS: options.quick ? 0 : 1,
+          essential: options.quick,
           autocannonScript,
           log,
         }),
@@ -151,6 +155,7 @@ async function main(): Promise<number> {
           warmupS: options.warmupS,
           repeats: options.repeats,
           autocannonScript,
+          quick: options.quick,
           log,
         }),
       };

@@ -30,13 +30,15 @@ export interface BenchOptions {
 
 export const BENCH_HELP = `npm run bench -- [options]
 
-  --quick                 a short run (under 2 minutes) to check the harness
+  --quick                 a short run (about 2 minutes) to check the harness: throughput cases
+                          small-ka-50, post-64k, get-1m; TCP small-ka-50; balancing against
+                          nginx least_conn and HAProxy leastconn/random(2) only, no warm-up
   --only LIST             comma-separated sections: ${SECTIONS.join(', ')}
   --cases LIST            throughput case ids (small-ka-50, small-ka-256, no-keepalive, post-64k, get-1m)
   --duration S            seconds per throughput run (quick 1, full 5)
   --repeats N             interleaved repetitions per configuration (quick 2, full 3)
   --warmup S              warm-up seconds per peer (quick 1, full 2)
-  --balancing-duration S  seconds per balancing run (quick 2, full 10)
+  --balancing-duration S  seconds per balancing run (quick 1, full 10)
   --balancing-repeats N   (quick 1, full 3)
   --idle-connections N    idle keep-alive connections to hold (default 10000)
   --no-pin                do not pin processes to CPUs with taskset
@@ -94,14 +96,14 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     balancingDurationS: Math.max(
       1,
       Math.round(
-        positiveNumber('balancing-duration', values['balancing-duration'], quick ? 2 : 10),
+        positiveNumber('balancing-duration', values['balancing-duration'], quick ? 1 : 10),
       ),
     ),
     balancingRepeats: Math.max(
       1,
       Math.round(positiveNumber('balancing-repeats', values['balancing-repeats'], quick ? 1 : 3)),
     ),
-    balancingConnections: 32,
+    balancingConnections: 16,
     idleConnections: Math.round(
       positiveNumber('idle-connections', values['idle-connections'], 10_000),
     ),

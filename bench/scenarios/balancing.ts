@@ -3,6 +3,9 @@
  * (10× the latency; in the second phase it also stalls for 300 ms of every 2 s). The same
  * closed-loop load goes through anubis with each built-in strategy, nginx and HAProxy with
  * their balancing methods, and the latency percentiles the clients see are compared.
+ *
+ * The request rate is kept low (16 connections, 10 ms answers: at most 1,600 req/s) so that no
+ * proxy is CPU-bound: the latencies then reflect balancing decisions, not proxy queueing.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -22,7 +25,7 @@ import {
 } from '../lib/peers.js';
 import { interleave, spread, type Spread } from '../lib/stats.js';
 
-export const BASE_DELAY_MS = 5;
+export const BASE_DELAY_MS = 10;
 export const DEGRADED_FACTOR = 10;
 
 export interface BalancingPeerResult {
@@ -53,6 +56,10 @@ export interface BalancingOptions {
   readonly durationS: number;
   readonly repeats: number;
   readonly connections: number;
+  /** Unmeasured seconds per peer before the runs (0: none). */
+  readonly warmupS: number;
+  /** Only the peers the targets compare (quick runs). */
+  readonly essential: boolean;
   readonly autocannonScript: string;
   readonly log: (line: string) => void;
 }
@@ -75,9 +82,15 @@ function nginxHasLeastTime(ctx: BenchContext): boolean {
   return test.status === 0;
 }
 
+/**
+ * anubis with every built-in strategy, nginx, HAProxy and reply-from. `essential` (quick
+ * runs) keeps only what the targets compare: anubis, nginx least_conn, HAProxy leastconn and
+ * random(2).
+ */
 async function startBalancers(
   ctx: BenchContext,
   backends: readonly string[],
+  essential: boolean,
 ): Promise<RunningPeer[]> {
   const peers: RunningPeer[] = [];
   for (const name of builtinStrategies.keys()) {
@@ -87,18 +100,20 @@ async function startBalancers(
     peers.push(await startAnubis(ctx, `anubis ${name}`, backends, { workers: 1, strategy: name }));
   }
   if (NGINX !== undefined) {
-    peers.push(await startNginxProxy(ctx, 'nginx round-robin', backends, ''));
+    if (!essential) peers.push(await startNginxProxy(ctx, 'nginx round-robin', backends, ''));
     peers.push(await startNginxProxy(ctx, 'nginx least_conn', backends, 'least_conn'));
     if (nginxHasLeastTime(ctx)) {
       peers.push(await startNginxProxy(ctx, 'nginx least_time', backends, 'least_time header'));
     }
   }
   if (HAPROXY !== undefined) {
-    peers.push(await startHaproxy(ctx, 'haproxy roundrobin', backends, 'roundrobin'));
+    if (!essential) {
+      peers.push(await startHaproxy(ctx, 'haproxy roundrobin', backends, 'roundrobin'));
+    }
     peers.push(await startHaproxy(ctx, 'haproxy leastconn', backends, 'leastconn'));
     peers.push(await startHaproxy(ctx, 'haproxy random(2)', backends, 'random(2)'));
   }
-  peers.push(await startFastifyPeer(ctx, 'reply-from BalancedPool', backends));
+  if (!essential) peers.push(await startFastifyPeer(ctx, 'reply-from BalancedPool', backends));
   return peers;
 }
 
@@ -123,11 +138,15 @@ export async function runBalancing(
     );
     const peers: RunningPeer[] = [];
     try {
-      peers.push(...(await startBalancers(ctx, backends.urls)));
+      peers.push(...(await startBalancers(ctx, backends.urls, options.essential)));
       // Warm-up: connection pools open and latency estimates get their first samples.
-      for (const peer of peers) {
+      for (const peer of options.warmupS > 0 ? peers : []) {
         await runLoad(
-          { url: `${peer.url}/small`, connections: options.connections, durationS: 1 },
+          {
+            url: `${peer.url}/small`,
+            connections: options.connections,
+            durationS: options.warmupS,
+          },
           ctx.loadCpus,
           options.autocannonScript,
         );

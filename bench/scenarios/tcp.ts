@@ -27,7 +27,7 @@ export const TCP_CASE_IDS = ['small-ka-50', 'no-keepalive', 'get-1m'];
 
 export async function runTcp(
   ctx: BenchContext,
-  options: Omit<ThroughputOptions, 'cases'>,
+  options: Omit<ThroughputOptions, 'cases'> & { readonly quick: boolean },
 ): Promise<ThroughputResult> {
   let backends: RunningBackends;
   if (NGINX !== undefined) backends = await startNginxBackend(ctx);
@@ -47,7 +47,8 @@ export async function runTcp(
       { name: 'direct', url: backend },
       ...peers.map((p) => ({ name: p.name, url: p.url })),
     ];
-    const cases = THROUGHPUT_CASES.filter((c) => TCP_CASE_IDS.includes(c.id));
+    const ids = options.quick ? ['small-ka-50'] : TCP_CASE_IDS;
+    const cases = THROUGHPUT_CASES.filter((c) => ids.includes(c.id));
     return {
       backend: backends.kind,
       peers: targets.map((t) => t.name),

@@ -73,6 +73,9 @@ export const THROUGHPUT_CASES: readonly ThroughputCase[] = [
   },
 ];
 
+/** The cases of a quick run: one per kind of work (small, body in, body out). */
+export const QUICK_CASE_IDS = ['small-ka-50', 'post-64k', 'get-1m'];
+
 export interface PeerSummary {
   readonly peer: string;
   readonly rps: Spread;
@@ -144,8 +147,9 @@ export async function measureCases(
       ...(testCase.close === true ? { close: true } : {}),
     });
     // One warm-up per target before the first case (JIT, connection pools), not measured.
+    // nginx, HAProxy and the backend are C: only the Node processes need a JIT warm-up.
     if (options.warmupS > 0 && cases.length === 0) {
-      for (const target of targets) {
+      for (const target of targets.filter((t) => !/^(direct|nginx|haproxy)/.test(t.name))) {
         await runLoad(spec(target.url, options.warmupS), ctx.loadCpus, options.autocannonScript);
       }
     }
