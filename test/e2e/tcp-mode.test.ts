@@ -303,3 +303,36 @@ void test('a 1 GiB transfer passes in bounded memory', async (t) => {
   );
   assert.ok(growthMiB < 100, `RSS grew by ${growthMiB.toFixed(1)} MiB`);
 });
+
+void test('strategies and health apply: hash on client IP sticks, an active TCP check takes a dead backend out', async (t) => {
+  const a = await startTcpBackend('a');
+  const b = await startTcpBackend('b');
+  const c = await startTcpBackend('c');
+  const hashed = await startTcpAnubis(
+    [a.url, b.url, c.url],
+    {},
+    { strategy: { name: 'hash', key: 'client-ip' } },
+  );
+  t.after(async () => {
+    await hashed.lb.close(500);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+  const names = new Set<string>();
+  for (let i = 0; i < 6; i++) names.add((await exchange(hashed.port, '')).slice(0, 1));
+  assert.equal(names.size, 1, `one client address, one backend (saw ${[...names].join(',')})`);
+
+  const deadPort = await freePort();
+  const checked = await startTcpAnubis(
+    [`tcp://127.0.0.1:${deadPort}`, a.url],
+    {},
+    {
+      health: { active: { type: 'tcp', interval: '50ms', timeout: '200ms', fall: 1, rise: 1 } },
+    },
+  );
+  t.after(() => checked.lb.close(500));
+  const dead = checked.pool.backends[0];
+  await until(() => dead?.healthy === false);
+  const before = dead?.requests ?? 0;
+  for (let i = 0; i < 4; i++) assert.equal(await exchange(checked.port, 'q'), 'a:q');
+  assert.equal(dead?.requests, before, 'no connection is sent to the backend marked down');
+});
