@@ -31,14 +31,14 @@ export class LocalControl implements ControlPlane {
 
   async change(change: RuntimeChange): Promise<ChangeResult> {
     const result = await applyChange(this.balancer, change);
-    await this.sampler.sample();
+    await this.sampler.sample(true);
     return result;
   }
 
   async reload(): Promise<ReloadSummary> {
     if (this.reloadSource === undefined) throw new ReloadUnavailableError();
     const summary = await this.balancer.reload(await this.reloadSource());
-    await this.sampler.sample();
+    await this.sampler.sample(true);
     return summary;
   }
 

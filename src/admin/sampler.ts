@@ -63,8 +63,8 @@ export interface PoolsView {
   readonly pools: readonly PoolView[];
 }
 
-/** A snapshot younger than this answers an API request; an older one is refreshed first. */
-const FRESH_MS = 50;
+/** API reads take a fresh snapshot (shared by concurrent callers): they must see the latest change. */
+const FRESH_MS = 0;
 
 export interface SamplerOptions {
   readonly intervalMs?: number;
@@ -104,9 +104,20 @@ export class Sampler {
     this.timer = undefined;
   }
 
-  /** Takes a snapshot now (concurrent callers share one) and adds it to the ring. */
-  sample(): Promise<Snapshot> {
-    if (this.pending !== undefined) return this.pending;
+  /**
+   * Takes a snapshot and adds it to the ring. Concurrent callers share one; with `fresh`, a
+   * snapshot already under way (it may predate the caller's change) is waited for, then a
+   * new one is taken.
+   */
+  sample(fresh = false): Promise<Snapshot> {
+    if (this.pending !== undefined) {
+      return fresh
+        ? this.pending.then(
+            () => this.sample(),
+            () => this.sample(),
+          )
+        : this.pending;
+    }
     const pending = this.take().then(
       (snapshot) => {
         this.pending = undefined;
@@ -138,8 +149,8 @@ export class Sampler {
   /** The newest snapshot, taking a new one if it is older than `freshMs`. */
   async latest(freshMs = FRESH_MS): Promise<Snapshot> {
     const newest = this.ring[this.ring.length - 1];
-    if (newest !== undefined && Date.now() - newest.at <= freshMs) return newest;
-    return this.sample();
+    if (newest !== undefined && Date.now() - newest.at < freshMs) return newest;
+    return this.sample(true);
   }
 
   /** Live view: the newest snapshot with rates over the window. */

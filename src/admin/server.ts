@@ -180,7 +180,7 @@ export class AdminServer {
     }
     this.authorize(req);
     if (method === 'GET' && path === '/metrics') {
-      const snapshot = await this.control.sampler.sample();
+      const snapshot = await this.control.sampler.sample(true);
       send(res, 200, await this.metrics.render(snapshot), this.metrics.contentType);
       return;
     }

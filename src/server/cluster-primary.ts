@@ -148,7 +148,7 @@ export class ClusterControl implements ControlPlane {
   async change(change: RuntimeChange): Promise<ChangeResult> {
     const result = (await this.everywhere('change', change, CHANGE_TIMEOUT_MS)) as ChangeResult;
     this.journal.push(change);
-    await this.sampler.sample();
+    await this.sampler.sample(true);
     return result;
   }
 
@@ -159,7 +159,7 @@ export class ClusterControl implements ControlPlane {
     this.current = next;
     this.journal = [];
     this.logger.info({ workers: this.channels.size }, 'configuration reloaded in every worker');
-    await this.sampler.sample();
+    await this.sampler.sample(true);
     return summary;
   }
 
