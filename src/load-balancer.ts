@@ -147,7 +147,14 @@ export class LoadBalancer {
       const proxyFor = (protocol: 'http' | 'https'): HttpProxy => {
         let proxy = proxies.get(protocol);
         if (proxy === undefined) {
-          proxy = LoadBalancer.createHandler(config, listenerConfig, poolByName, trustedProxies, logger, protocol);
+          proxy = LoadBalancer.createHandler(
+            config,
+            listenerConfig,
+            poolByName,
+            trustedProxies,
+            logger,
+            protocol,
+          );
           proxies.set(protocol, proxy);
         }
         return proxy;
@@ -158,7 +165,8 @@ export class LoadBalancer {
         baseDir,
         logger,
         httpHandler: (protocol) => proxyFor(protocol).handleRequest,
-        clientLimits: (protocol) => clientLimitsOf(config, listenerConfig, proxyFor(protocol), logger),
+        clientLimits: (protocol) =>
+          clientLimitsOf(config, listenerConfig, proxyFor(protocol), logger),
       });
       if (special !== undefined) {
         listeners.push(special);

@@ -46,16 +46,8 @@ export class HttpListener {
     this.address = options.address;
     this.addressText = formatAddress(options.address.host, options.address.port);
     this.onRequest = options.onRequest;
-    this.server = createServer(
-      {
-        keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
-        headersTimeout: options.headersTimeoutMs ?? 30_000,
-        // The proxy enforces its own per-pool timeouts; Node's whole-request timeout would cut
-        // long uploads and downloads.
-        requestTimeout: 0,
-        noDelay: true,
-      },
-    );
+    // Timeouts and parser limits are set by applyClientLimits below (from `limits`).
+    this.server = createServer({ noDelay: true });
     this.onUpgrade = options.onUpgrade;
     const guarded = applyClientLimits(
       this.server,
