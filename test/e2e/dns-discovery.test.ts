@@ -30,6 +30,8 @@ interface Load {
   /** Answers per body (backend name) since the last reset(). */
   readonly seen: Map<string, number>;
   readonly failures: string[];
+  /** Requests sent since the start. */
+  sent(): number;
   total(): number;
   reset(): void;
   stop(): Promise<void>;
@@ -59,6 +61,7 @@ function startLoad(url: string, concurrency: number): Load {
   return {
     seen,
     failures,
+    sent: () => sent,
     total: () => [...seen.values()].reduce((a, b) => a + b, 0),
     reset: () => seen.clear(),
     stop: async () => {
@@ -165,6 +168,7 @@ void test('A and AAAA records each become a backend; answers that change add and
   assert.deepEqual(backendIds(lb), [`hello.test@[::1]:${port}`]);
   assert.equal(load.seen.get('v4'), undefined, 'no request reaches a backend that left DNS');
   assert.deepEqual(load.failures, []);
+  t.diagnostic(`${load.sent()} requests through anubis while DNS changed, none failed`);
 });
 
 void test('SRV records: targets and ports follow the answers, lowest priority only, zero failed requests', async (t) => {
@@ -216,6 +220,7 @@ void test('SRV records: targets and ports follow the answers, lowest priority on
   await load.stop();
   assert.equal(load.seen.get('backup'), undefined, 'a higher priority value is not used');
   assert.deepEqual(load.failures, []);
+  t.diagnostic(`${load.sent()} requests through anubis while DNS changed, none failed`);
 });
 
 void test('a failing resolver keeps the last known backends, logs it, and recovers', async (t) => {
@@ -326,6 +331,7 @@ void test('a reload keeps discovered backends while their entry stays, and stops
   assert.equal(dns.queries.get('A found.test'), queries, 'discovery stopped');
   assert.equal(load.seen.get('found'), undefined);
   assert.deepEqual(load.failures, []);
+  t.diagnostic(`${load.sent()} requests through anubis while DNS changed, none failed`);
 });
 
 void test('the anubis command with workers: 2 discovers backends in every worker', async (t) => {
@@ -374,5 +380,42 @@ void test('the anubis command with workers: 2 discovers backends in every worker
   // Connections spread over both workers: had one worker not re-resolved, "one" would show.
   assert.equal(load.seen.get('one'), undefined);
   assert.deepEqual(load.failures, []);
+  t.diagnostic(`${load.sent()} requests through anubis while DNS changed, none failed`);
   assert.equal(await stopChild(child), 0);
+});
+
+void test('sustained churn: twelve membership changes under load, no failed request', async (t) => {
+  const dns = await startDnsServer();
+  t.after(() => dns.close());
+  const servers = await Promise.all(['p', 'q', 'r', 's'].map((n) => startNamedBackend(n)));
+  t.after(() => Promise.all(servers.map((s) => s.close())));
+  dns.setA('node.test', ['127.0.0.1']);
+  const publish = (members: TestServer[]): void =>
+    dns.setSRV(
+      '_http._tcp.churn.test',
+      members.map((s) => ({ target: 'node.test', port: s.port })),
+    );
+  // Each step adds or removes backends; every backend leaves and comes back at least once.
+  const steps = ['pq', 'pqr', 'qr', 'qrs', 's', 'ps', 'pqrs', 'r', 'pr', 'prs', 'q', 'pqrs'];
+  const pick = (names: string): TestServer[] =>
+    servers.filter((_, i) => names.includes('pqrs'[i] as string));
+  publish(pick('pqrs'));
+  const { lb, url } = await startLb(
+    t,
+    discoveryConfig('http://churn.test', dns, { type: 'srv', name: '_http._tcp.churn.test' }),
+  );
+  const load = startLoad(url, 6);
+  t.after(() => load.stop());
+  for (const step of steps) {
+    const wanted = pick(step)
+      .map((s) => `churn.test@127.0.0.1:${s.port}`)
+      .sort();
+    publish(pick(step));
+    await waitFor(`members ${step}`, () => backendIds(lb).join() === wanted.join());
+    const served = load.total();
+    await waitFor(`requests with ${step}`, () => load.total() > served + 40);
+  }
+  await load.stop();
+  assert.deepEqual(load.failures, []);
+  t.diagnostic(`${load.sent()} requests through anubis over ${steps.length} changes, none failed`);
 });
