@@ -101,6 +101,9 @@ Simulate flags (docs/simulate.md):
       --time-limit DUR     longest run per strategy (default 30s)
       --report FILE        write an HTML report with charts (self-contained, opens offline)
 
+Signals: SIGHUP re-reads --config and applies it (an invalid file is rejected, the running
+configuration stays); SIGTERM/SIGINT stop accepting, drain (drainTimeout) and exit 0.
+
 Exit status: 0 on success, 1 on a runtime error, 2 on invalid usage or configuration.
 `;
 
