@@ -18,9 +18,10 @@
  *   a plain mean forever and starves a backend that had one slow streak).
  * - No buckets: scores are compared exactly (open-source nginx rounds to 20 ms buckets, which
  *   makes a 1 ms and a 15 ms backend look equal); exact ties rotate by weight (./ordered.ts).
- * - Exploration: a backend with no sample yet (new, or never answered) gets exactly one
- *   request at a time until its first sample arrives: key −∞ while it is idle, +∞ while its
- *   probe is in flight. It neither floods (Traefik scores it 0) nor starves.
+ * - Exploration: a backend with no sample yet (new, or never answered), or back in the
+ *   eligible set after being down, drained or disabled, gets exactly one request at a time
+ *   until it answers: key −∞ while it is idle, +∞ while its probe is in flight. It neither
+ *   floods (Traefik scores a new backend 0) nor starves on an estimate from before.
  *
  * Cost. Taking log2, score_i = 2^(key_i − now/H) with
  *   key_i = log2(ewma_i) + t_i/H + log2(active_i + 1) − log2(weight_i),
@@ -106,27 +107,86 @@ function round(value: number): number {
   return Math.round(value * 1000) / 1000;
 }
 
+function samplesOf(backend: BackendView, measure: LatencyMeasure): number {
+  return measure === 'last-byte' ? (backend.lastByteSamples ?? 0) : backend.latencySamples;
+}
+
+/**
+ * Backends that became eligible again (back up after a failure, undrained, re-enabled), with
+ * their sample count at that moment. Until they answer once more they are treated like a new
+ * backend — one probe at a time — so an estimate from before (possibly penalised by the
+ * failures that took them down) neither floods nor starves them.
+ */
+class ReturningBackends {
+  private readonly baseline = new Map<BackendView, number>();
+  private previous: ReadonlySet<BackendView> | undefined;
+
+  /** The eligible set changed (the first set is not a return: the strategy just started). */
+  update(backends: readonly BackendView[], measure: LatencyMeasure): void {
+    const current = new Set(backends);
+    if (this.previous !== undefined) {
+      for (const backend of backends) {
+        if (!this.previous.has(backend)) this.baseline.set(backend, samplesOf(backend, measure));
+      }
+    }
+    for (const backend of this.baseline.keys()) {
+      if (!current.has(backend)) this.baseline.delete(backend);
+    }
+    this.previous = current;
+  }
+
+  /** ∓∞ while a returned backend has not answered again (idle: probe it; busy: wait); else undefined. */
+  override(backend: BackendView, measure: LatencyMeasure): number | undefined {
+    if (this.baseline.size === 0) return undefined;
+    const baseline = this.baseline.get(backend);
+    if (baseline === undefined) return undefined;
+    if (samplesOf(backend, measure) > baseline) {
+      this.baseline.delete(backend);
+      return undefined;
+    }
+    return backend.active === 0 ? -Infinity : Infinity;
+  }
+}
+
 /** Exact least-time over every backend, kept in a heap. */
 export class LeastTimeStrategy extends OrderedStrategy {
   readonly name: string = 'least-time';
   readonly measure: LatencyMeasure;
+  private readonly returning = new ReturningBackends();
 
   constructor(measure: LatencyMeasure = 'headers') {
     super();
     this.measure = measure;
   }
 
+  override setBackends(backends: readonly BackendView[]): void {
+    this.returning.update(backends, this.measure);
+    super.setBackends(backends);
+  }
+
   protected keyOf(backend: BackendView, weight: number): number {
-    return leastTimeKey(backend, weight, this.measure);
+    return (
+      this.returning.override(backend, this.measure) ?? leastTimeKey(backend, weight, this.measure)
+    );
   }
 
   protected describe(slot: number): { score: number; inputs: Record<string, number | string> } {
-    return describeLeastTime(
-      this.backends[slot] as BackendView,
+    const backend = this.backends[slot] as BackendView;
+    const described = describeLeastTime(
+      backend,
       this.weights[slot] as number,
       this.measure,
       performance.now(),
     );
+    const override = this.returning.override(backend, this.measure);
+    if (override === undefined) return described;
+    return {
+      score: override < 0 ? 0 : Number.MAX_SAFE_INTEGER,
+      inputs: {
+        ...described.inputs,
+        state: override < 0 ? 'back after a pause: probed next' : 'back: probe in flight',
+      },
+    };
   }
 }
 
@@ -145,9 +205,18 @@ export class LeastTimeChoicesStrategy implements Strategy {
     this.random = random;
   }
 
+  private readonly returning = new ReturningBackends();
+
   setBackends(backends: readonly BackendView[]): void {
+    this.returning.update(backends, this.measure);
     this.backends = backends;
     this.weights = Float64Array.from(backends, weightOf);
+  }
+
+  private keyOf(backend: BackendView, weight: number): number {
+    return (
+      this.returning.override(backend, this.measure) ?? leastTimeKey(backend, weight, this.measure)
+    );
   }
 
   pick(context: PickContext): BackendView | undefined {
@@ -165,7 +234,7 @@ export class LeastTimeChoicesStrategy implements Strategy {
       }
       const backend = this.backends[slot] as BackendView;
       if (isExcluded(context, backend)) continue;
-      const key = leastTimeKey(backend, this.weights[slot] as number, this.measure);
+      const key = this.keyOf(backend, this.weights[slot] as number);
       if (best < 0 || key < bestKey) {
         best = slot;
         bestKey = key;
@@ -190,7 +259,7 @@ export class LeastTimeChoicesStrategy implements Strategy {
     for (let slot = 0; slot < this.backends.length; slot++) {
       const backend = this.backends[slot] as BackendView;
       if (isExcluded(context, backend)) continue;
-      const key = leastTimeKey(backend, this.weights[slot] as number, this.measure);
+      const key = this.keyOf(backend, this.weights[slot] as number);
       if (best < 0 || key < bestKey) {
         best = slot;
         bestKey = key;

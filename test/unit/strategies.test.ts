@@ -121,6 +121,33 @@ void test('least-time: a backend without samples gets one probe at a time, then 
   assert.ok(leastTimeKey(fresh, 1, 'headers') === Infinity);
 });
 
+void test('least-time: a backend back after being down is probed once, then judged on new samples', () => {
+  for (const strategy of [
+    new LeastTimeStrategy(),
+    new LeastTimeChoicesStrategy(2, 'headers', seededRandom(7)),
+  ]) {
+    const [a, b, back] = fakeBackends([1, 1, 1]) as [FakeBackend, FakeBackend, FakeBackend];
+    for (const x of [a, b]) {
+      x.started();
+      x.ended(10, 100);
+    }
+    back.started();
+    back.ended(0, 100, true); // failed: a penalty sample of 1 s
+    attach(strategy, [a, b]); // it is down
+    attach(strategy, [a, b, back]); // and back
+    const probe = Array.from({ length: 40 }, () => strategy.pick(context())).filter(
+      (x) => x === back,
+    ).length;
+    assert.ok(probe >= 1, `${strategy.constructor.name}: never probed`);
+    back.started();
+    for (let i = 0; i < 20; i++) {
+      assert.notEqual(strategy.pick(context()), back, 'one probe at a time');
+    }
+    back.ended(5, 101); // it answers fast now: it competes on that sample
+    assert.ok(strategy.explain().some((e) => e.backend === back.id && e.inputs.samples === 2));
+  }
+});
+
 void test('least-time: a failing backend is avoided (a failure counts as a slow sample)', () => {
   const backends = fakeBackends([1, 1, 1]);
   for (const b of backends) {
