@@ -109,7 +109,10 @@ export class RequestGuard {
   check(req: IncomingMessage, upgrade = false): Rejection | undefined {
     const version = req.httpVersion;
     // HTTP/2 (nghttp2 frames it; there is no Transfer-Encoding or obs-fold): only the limits.
-    if (req.httpVersionMajor === 2) return this.checkHttp2(req);
+    // (Only a real HTTP/2 stream: an HTTP/1 request line may claim `HTTP/2.0`.)
+    if (req.httpVersionMajor === 2 && (req as { stream?: unknown }).stream !== undefined) {
+      return this.checkHttp2(req);
+    }
     const http11 = version === '1.1';
     if (!http11 && version !== '1.0') return BAD_VERSION;
 
