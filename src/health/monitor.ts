@@ -121,6 +121,7 @@ export class HealthMonitor {
     const passive = this.pool.config.health.passive;
     if (!passive.enabled || !passive.on.includes(kind)) return;
     const health = backend.health;
+    const wasHalfOpen = health.halfOpen;
     const cooldown = recordFailure(health, passive, performance.now());
     if (cooldown === 0) return;
     health.unreachable = kind === 'connect';
@@ -134,7 +135,8 @@ export class HealthMonitor {
     const previous = this.ejectionTimers.get(backend);
     if (previous !== undefined) clearTimeout(previous);
     this.ejectionTimers.set(backend, timer);
-    this.update(backend, `passive: ${passive.failures} × ${kind}; ejected for ${cooldown} ms`);
+    const run = wasHalfOpen ? `${kind} while half-open` : `${passive.failures} × ${kind}`;
+    this.update(backend, `passive: ${run}; ejected for ${cooldown} ms`);
   }
 
   private endEjection(backend: Backend, reason: string): void {

@@ -321,3 +321,58 @@ void test('CLI quick start: --health-check PATH turns on active checks; backup=t
     /backup must be true or false/,
   );
 });
+
+void test('HealthMonitor: passive ejection, cool-down, half-open, re-ejection for twice as long, events with reasons', async () => {
+  const { UpstreamPool } = await import('../../src/upstream/pool.js');
+  const { RoundRobinStrategy } = await import('../../src/strategies/round-robin.js');
+  const config = validateConfig(
+    {
+      listeners: [{ address: '127.0.0.1:0', pool: 'p' }],
+      pools: {
+        p: {
+          backends: [
+            { url: 'http://127.0.0.1:1', name: 'x' },
+            { url: 'http://127.0.0.1:2', name: 'y' },
+          ],
+          health: { passive: { failures: 2, cooldown: 60 } },
+        },
+      },
+    },
+    't',
+  );
+  const pool = new UpstreamPool('p', config.pools.p!, new RoundRobinStrategy());
+  const changes: string[] = [];
+  pool.on('backend-health', ({ backend, healthy, reason }) =>
+    changes.push(`${backend.id} ${healthy ? 'up' : 'down'}: ${reason}`),
+  );
+  try {
+    const x = pool.backend('x')!;
+    const refused = new UpstreamConnectError('x', new Error('ECONNREFUSED'));
+    pool.health.reportError(x, refused);
+    assert.equal(x.healthy, true);
+    pool.health.reportError(x, refused);
+    assert.equal(x.healthy, false);
+    assert.equal(x.ejections, 1);
+    assert.deepEqual(
+      pool.eligible.map((b) => b.id),
+      ['y'],
+    );
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(x.healthy, true, 'half-open after the cool-down');
+    assert.equal(x.health.halfOpen, true);
+    pool.health.reportError(x, refused);
+    assert.equal(x.healthy, false, 'one failure while half-open ejects again');
+    assert.ok(x.health.ejectedUntil > 0);
+    assert.deepEqual(changes, [
+      'x down: passive: 2 × connect; ejected for 60 ms',
+      'x up: passive: cool-down over, half-open',
+      'x down: passive: connect while half-open; ejected for 120 ms',
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    pool.health.reportResponse(x, 200);
+    assert.equal(x.health.halfOpen, false, 'a success closes the episode');
+    assert.equal(x.health.ejections, 0);
+  } finally {
+    await pool.close();
+  }
+});
