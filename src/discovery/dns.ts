@@ -147,8 +147,7 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
 
   /** Runs the first resolution, then keeps resolving in the background until close(). */
   async start(): Promise<void> {
-    const delay = await this.round();
-    this.schedule(delay);
+    this.schedule(await this.guardedRound());
   }
 
   /** Stops resolving. The pool keeps its backends (closing the pool closes them). */
@@ -161,19 +160,25 @@ export class DnsDiscovery extends EventEmitter<DnsDiscoveryEvents> {
   private schedule(delay: number): void {
     if (this.closed) return;
     this.timer = setTimeout(() => {
-      this.round().then(
-        (next) => this.schedule(next),
-        // round() handles its own errors; this is a bug guard that keeps the loop alive.
-        (error: unknown) => {
-          this.logger.error(
-            { pool: this.pool.name, name: this.name, err: error },
-            'dns discovery failed',
-          );
-          this.schedule(this.config.interval);
-        },
-      );
+      void this.guardedRound().then((next) => this.schedule(next));
     }, delay);
     this.timer.unref();
+  }
+
+  /**
+   * round(), never rejecting: resolution errors are handled inside it; anything else (a
+   * backend that cannot be built) is logged and the loop goes on after `interval`.
+   */
+  private async guardedRound(): Promise<number> {
+    try {
+      return await this.round();
+    } catch (error) {
+      this.logger.error(
+        { pool: this.pool.name, name: this.name, err: error },
+        'dns discovery: cannot apply the answer',
+      );
+      return this.config.interval;
+    }
   }
 
   /** One resolution and its application to the pool; returns the delay until the next one. */
