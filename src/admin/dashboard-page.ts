@@ -92,7 +92,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     table.appendChild(el('tbody'));
     section.appendChild(table);
     var charts = el('div', { class: 'charts' });
-    [['rps', 'requests/s per backend'], ['p99', 'p99 latency (ms) per backend'], ['share', 'share of traffic']].forEach(function (c) {
+    [['rps', 'requests/s per backend'], ['p99', 'p99 latency (ms) per backend'], ['share', 'share of traffic (stacked)']].forEach(function (c) {
       var box = el('div', { class: 'chart' });
       box.appendChild(el('h3', {}, c[1]));
       box.appendChild(el('canvas', { 'data-chart': c[0], width: '600', height: '150' }));
@@ -165,17 +165,31 @@ export const DASHBOARD_HTML = `<!doctype html>
     });
   }
 
-  function drawShare(canvas, shares, colors) {
+  // Stacked areas: at each sample, the backends' shares of the pool's requests, bottom up.
+  function drawShare(canvas, series, colors) {
     var ctx = canvas.getContext('2d');
-    var w = canvas.width, h = canvas.height, x = 0;
+    var w = canvas.width, h = canvas.height;
     ctx.clearRect(0, 0, w, h);
-    shares.forEach(function (s, i) {
-      var width = (s || 0) * w;
+    var length = 0;
+    series.forEach(function (s) { if (s.length > length) length = s.length; });
+    var step = w / (HISTORY - 1), offset = HISTORY - length;
+    var base = [];
+    for (var x = 0; x < length; x++) base.push(0);
+    var any = false;
+    series.forEach(function (s, i) {
+      // A backend added later has a shorter history: align it on the right edge.
+      var shift = length - s.length;
+      var top = base.map(function (b, x) { return b + (s[x - shift] || 0); });
       ctx.fillStyle = colors[i];
-      ctx.fillRect(x, 30, width, h - 60);
-      x += width;
+      ctx.beginPath();
+      for (var x = 0; x < length; x++) ctx.lineTo((x + offset) * step, h - top[x] * h);
+      for (var y = length - 1; y >= 0; y--) ctx.lineTo((y + offset) * step, h - base[y] * h);
+      ctx.closePath();
+      ctx.fill();
+      if (top.some(function (v) { return v > 0; })) any = true;
+      base = top;
     });
-    if (x === 0) { ctx.fillStyle = '#8a96a3'; ctx.font = '12px system-ui'; ctx.fillText('no traffic in the window', 8, h / 2); }
+    if (!any) { ctx.fillStyle = '#8a96a3'; ctx.font = '12px system-ui'; ctx.fillText('no traffic in the window', 8, h / 2); }
   }
 
   function render(view) {
@@ -194,10 +208,10 @@ export const DASHBOARD_HTML = `<!doctype html>
       var colors = [], rps = [], p99 = [], shares = [];
       var legend = [];
       pool.backends.forEach(function (b, i) {
-        var h = perPool[b.id] = perPool[b.id] || { rps: [], p99: [] };
-        h.rps.push(b.requestsPerSecond); h.p99.push(b.latency.p99Ms);
-        if (h.rps.length > HISTORY) { h.rps.shift(); h.p99.shift(); }
-        colors.push(COLORS[i % COLORS.length]); rps.push(h.rps); p99.push(h.p99); shares.push(b.share);
+        var h = perPool[b.id] = perPool[b.id] || { rps: [], p99: [], share: [] };
+        h.rps.push(b.requestsPerSecond); h.p99.push(b.latency.p99Ms); h.share.push(b.share);
+        if (h.rps.length > HISTORY) { h.rps.shift(); h.p99.shift(); h.share.shift(); }
+        colors.push(COLORS[i % COLORS.length]); rps.push(h.rps); p99.push(h.p99); shares.push(h.share);
         legend.push(b.id);
       });
       drawLines(section.querySelector('[data-chart="rps"]'), rps, colors);
