@@ -233,7 +233,8 @@ class Exchange
     if (cause !== 'stale') (this.excluded ??= new Set()).add(failed);
     if (this.counted) {
       this.counted = false;
-      failed.requestEnded(true);
+      // A stale pooled connection is not the backend's failure: no penalty on its estimate.
+      failed.requestEnded(cause !== 'stale');
     }
     const pool = this.options.pool;
     const picked = pickWithCapacity(pool, this);
