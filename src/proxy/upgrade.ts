@@ -27,7 +27,9 @@ import type { Logger } from '../logging/logger.js';
 import type { BackendView, PickContext } from '../strategies/types.js';
 import type { Backend } from '../upstream/backend.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { UpstreamHeadersTimeoutError } from '../errors.js';
 import { endWithAnswer } from '../server/client-limits.js';
+import { classifyUpstreamError } from './upstream-errors.js';
 import type { ForwardedMode } from './forwarded.js';
 import {
   buildRequestHeaders,
@@ -49,6 +51,11 @@ const MAX_REFUSAL_BODY = 64 * 1024;
 
 /** Response headers that describe the backend connection, not the client's. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection']);
+
+/** The pick context of one Upgrade request; `excluded` grows as backends fail. */
+interface UpgradeContext extends PickContext {
+  excluded: ReadonlySet<BackendView> | undefined;
+}
 
 /** One upgraded (or upgrading) client connection and its backend side. */
 class Tunnel {
@@ -165,7 +172,7 @@ export class UpgradeProxy {
   readonly handleUpgrade = (req: IncomingMessage, client: Duplex, head: Buffer): void => {
     const { pool, trustedProxies, protocol, forwardedHeaders } = this.options;
     const peerAddress = normalizeAddress(req.socket.remoteAddress);
-    const context: PickContext = {
+    const context: UpgradeContext = {
       clientAddress: resolveClientAddress(
         peerAddress,
         req.headers['x-forwarded-for'],
@@ -190,13 +197,44 @@ export class UpgradeProxy {
     });
     headers.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? '');
 
+    this.open(backend, client, req, headers, head, context);
+  };
+
+  /** Starts the upgrade towards `backend` (counted as active from now on). */
+  private open(
+    backend: Backend,
+    client: Duplex,
+    req: IncomingMessage,
+    headers: string[],
+    head: Buffer,
+    context: UpgradeContext,
+  ): void {
     const tunnel = new Tunnel(backend, client);
     backend.requestStarted();
     register(tunnel);
-    this.connect(tunnel, req, headers, head);
-  };
+    this.connect(tunnel, req, headers, head, context);
+  }
 
-  private connect(tunnel: Tunnel, req: IncomingMessage, headers: string[], head: Buffer): void {
+  /**
+   * After a failure that sent nothing (connection refused, unreachable): the next backend the
+   * strategy picks with the failed ones excluded, within the pool's retry attempts.
+   */
+  private retryTarget(context: UpgradeContext, failed: Backend): Backend | undefined {
+    const excluded = new Set<BackendView>(context.excluded ?? []);
+    excluded.add(failed);
+    context.excluded = excluded;
+    const attempts = this.options.pool.config.retry?.attempts ?? 1;
+    if (excluded.size >= attempts) return undefined;
+    return this.options.pool.pick(context);
+  }
+
+  private connect(
+    tunnel: Tunnel,
+    req: IncomingMessage,
+    headers: string[],
+    head: Buffer,
+    context: UpgradeContext,
+  ): void {
     const { backend, client } = tunnel;
     const timeouts = this.options.pool.config.timeouts;
     const url = new URL(backend.url);
@@ -235,12 +273,27 @@ export class UpgradeProxy {
       clearTimeout(timer);
       client.off('close', onClientGone);
       if (tunnel.finished) return;
+      const classified = timedOut
+        ? new UpstreamHeadersTimeoutError(backend.id, error)
+        : classifyUpstreamError(error, backend.id);
+      this.options.pool.health?.reportError(backend, classified);
       this.options.logger.warn(
-        { pool: this.options.pool.name, backend: backend.id, err: error.message },
+        {
+          pool: this.options.pool.name,
+          backend: backend.id,
+          code: classified.code,
+          err: error.message,
+        },
         'upgrade request to backend failed',
       );
-      endWithAnswer(client, rawAnswer(timedOut ? 504 : 502));
       tunnel.finish(true);
+      // Nothing reached the backend: another one may take the upgrade.
+      const next =
+        classified.retry === 'always' && !client.destroyed
+          ? this.retryTarget(context, backend)
+          : undefined;
+      if (next !== undefined) this.open(next, client, req, headers, head, context);
+      else endWithAnswer(client, rawAnswer(timedOut ? 504 : classified.status));
     });
 
     upstream.on('response', (res: IncomingMessage) => {

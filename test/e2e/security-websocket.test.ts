@@ -206,6 +206,18 @@ void test('a backend that cannot be reached is a 502 before any upgrade; nothing
   await waitFor(() => backendsOf(anubis).every((x) => x.active === 0));
 });
 
+void test('an Upgrade that cannot connect is sent to another backend (nothing was sent)', async (t) => {
+  const anubis = await startAnubis([`http://127.0.0.1:${await freePort()}`, a.url]);
+  t.after(() => anubis.close());
+  for (let i = 0; i < 4; i++) {
+    const { ws, welcome } = await connectWs(wsUrl(anubis));
+    assert.match(welcome, /^a:welcome/);
+    ws.close();
+    await once(ws, 'close');
+  }
+  await waitFor(() => backendsOf(anubis).every((x) => x.active === 0));
+});
+
 void test('a backend that refuses the upgrade has its answer relayed', async (t) => {
   const anubis = await startAnubis([a.url]);
   t.after(() => anubis.close());
