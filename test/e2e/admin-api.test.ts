@@ -189,3 +189,13 @@ void test('GET /metrics exposes Prometheus text with per-backend series', async 
   assert.match(text, /anubis_backend_state\{pool="test",backend="a",state="enabled"\} 1/);
   assert.match(text, /anubis_client_connections\{listener="127.0.0.1:0"\} \d+/);
 });
+
+void test('GET /api/pools/:pool/explain returns the strategy scores', async (t) => {
+  const { admin } = await setup(t);
+  const res = await call(admin, 'GET', '/api/pools/test/explain');
+  assert.equal(res.status, 200, res.text);
+  const body = res.json as { pool: string; strategy: string; backends: { backend: string }[] };
+  assert.equal(body.pool, 'test');
+  assert.equal(body.strategy, 'round-robin');
+  assert.deepEqual(body.backends.map((b) => b.backend).sort(), ['a', 'b']);
+});
