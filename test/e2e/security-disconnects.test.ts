@@ -72,11 +72,26 @@ async function assertNothingLeaks(): Promise<void> {
   const b = theBackend();
   await waitFor(() => b.active === 0, 'active === 0');
   await waitFor(() => open.size === 0, 'backend responses closed');
-  const stats = b.dispatcher.stats;
+  // Every pooled connection still open is idle (reusable); none is stuck busy.
   await waitFor(
-    () => b.dispatcher.stats.running === 0 && b.dispatcher.stats.pending === 0,
-    `pool idle ${JSON.stringify(stats)}`,
+    () => {
+      const stats = b.dispatcher.stats;
+      return stats.running === 0 && stats.pending === 0 && stats.connected === stats.free;
+    },
+    `pool idle ${JSON.stringify(b.dispatcher.stats)}`,
   );
+  // And the backend holds no more sockets than the pool keeps idle.
+  const backendSockets = (): Promise<number> =>
+    new Promise((resolve, reject) =>
+      backend.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+    );
+  const deadline = performance.now() + 5_000;
+  let sockets = await backendSockets();
+  while (sockets > b.dispatcher.stats.free && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    sockets = await backendSockets();
+  }
+  assert.ok(sockets <= b.dispatcher.stats.free, `backend sockets ${sockets}`);
 }
 
 void test('a client that disconnects mid-upload aborts the backend request', async () => {
