@@ -2,6 +2,8 @@
 // answers while requests flow through anubis; backends follow the answers and no request fails.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createTestPki } from '../helpers/certs.js';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
@@ -418,4 +420,29 @@ void test('sustained churn: twelve membership changes under load, no failed requ
   await load.stop();
   assert.deepEqual(load.failures, []);
   t.diagnostic(`${load.sent()} requests through anubis over ${steps.length} changes, none failed`);
+});
+
+void test('https:// by name: each address is dialled, the certificate is checked against the name', async (t) => {
+  const pki = await createTestPki();
+  t.after(() => pki.cleanup());
+  const leaf = await pki.leaf('secure', ['secure.test']);
+  const server = createHttpsServer({ cert: leaf.cert, key: leaf.key }, (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('tls ok'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => closeServer(server));
+  const port = (server.address() as AddressInfo).port;
+  const dns = await startDnsServer();
+  t.after(() => dns.close());
+  dns.setA('secure.test', ['127.0.0.1']);
+  const config = discoveryConfig(`https://secure.test:${port}`, dns) as unknown as {
+    pools: { web: { backends: Record<string, unknown>[] } };
+  };
+  (config.pools.web.backends[0] as Record<string, unknown>).tls = { ca: pki.ca.certFile };
+  const { lb, url } = await startLb(t, config as unknown as ConfigInput);
+  assert.deepEqual(backendIds(lb), [`secure.test@127.0.0.1:${port}`]);
+  const response = await request(url);
+  assert.equal(response.statusCode, 200);
+  assert.equal(await response.body.text(), 'tls ok');
 });
