@@ -46,11 +46,16 @@ export interface ExplainResult {
   readonly backends: readonly BackendExplanation[];
 }
 
+/** What a reload changed, and the changed settings that only a restart applies. */
+export interface ReloadAnswer extends ReloadSummary {
+  readonly restartNeeded: readonly string[];
+}
+
 /** What the admin HTTP server drives: one process, or the primary of a cluster. */
 export interface ControlPlane {
   readonly sampler: Sampler;
   change(change: RuntimeChange): Promise<ChangeResult>;
-  reload(): Promise<ReloadSummary>;
+  reload(): Promise<ReloadAnswer>;
   explain(pool: string): Promise<ExplainResult>;
 }
 

@@ -5,13 +5,15 @@
 import type { AdminConfig } from '../config/admin-schema.js';
 import type { Config } from '../config/schema.js';
 import { ReloadUnavailableError } from '../errors.js';
-import type { LoadBalancer, ReloadSummary } from '../load-balancer.js';
+import type { LoadBalancer } from '../load-balancer.js';
+import { restartOnlyChanges } from '../reload/restart-only.js';
 import {
   applyChange,
   explainPool,
   type ChangeResult,
   type ControlPlane,
   type ExplainResult,
+  type ReloadAnswer,
   type RuntimeChange,
 } from './control.js';
 import { Sampler } from './sampler.js';
@@ -35,11 +37,16 @@ export class LocalControl implements ControlPlane {
     return result;
   }
 
-  async reload(): Promise<ReloadSummary> {
+  async reload(): Promise<ReloadAnswer> {
     if (this.reloadSource === undefined) throw new ReloadUnavailableError();
-    const summary = await this.balancer.reload(await this.reloadSource());
+    const next = await this.reloadSource();
+    const restartNeeded = restartOnlyChanges(this.balancer.config, next);
+    const summary = await this.balancer.reload(next);
+    if (restartNeeded.length > 0) {
+      this.balancer.logger.warn({ settings: restartNeeded }, 'changed settings need a restart');
+    }
     await this.sampler.sample(true);
-    return summary;
+    return { ...summary, restartNeeded };
   }
 
   explain(pool: string): Promise<ExplainResult> {

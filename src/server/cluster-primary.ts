@@ -17,8 +17,10 @@ import {
   type ChangeResult,
   type ControlPlane,
   type ExplainResult,
+  type ReloadAnswer,
   type RuntimeChange,
 } from '../admin/control.js';
+import { restartOnlyChanges } from '../reload/restart-only.js';
 import { Sampler } from '../admin/sampler.js';
 import { AdminServer } from '../admin/server.js';
 import { mergeSnapshots, retireSnapshot, withRetired, type Snapshot } from '../admin/snapshot.js';
@@ -152,15 +154,21 @@ export class ClusterControl implements ControlPlane {
     return result;
   }
 
-  async reload(): Promise<ReloadSummary> {
+  async reload(): Promise<ReloadAnswer> {
     if (this.reloadSource === undefined) throw new ReloadUnavailableError();
     const next = await this.reloadSource();
+    const restartNeeded = restartOnlyChanges(this.current.config, next.config);
     const summary = (await this.everywhere('reload', next.raw, RELOAD_TIMEOUT_MS)) as ReloadSummary;
+    if (restartNeeded.length > 0) {
+      this.logger.warn({ settings: restartNeeded }, 'changed settings need a restart');
+    }
+    // Workers started from now on get the new configuration (workers never serve the admin
+    // listener, and the primary keeps the number of workers it started with).
     this.current = next;
     this.journal = [];
     this.logger.info({ workers: this.channels.size }, 'configuration reloaded in every worker');
     await this.sampler.sample(true);
-    return summary;
+    return { ...summary, restartNeeded };
   }
 
   async explain(pool: string): Promise<ExplainResult> {

@@ -6,6 +6,7 @@
  */
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger } from '../logging/logger.js';
+import { restartOnlyChanges } from '../reload/restart-only.js';
 import type { LoadedConfig } from './cluster-primary.js';
 
 export async function runSingle(
@@ -35,7 +36,11 @@ export async function runSingle(
     logger.info('SIGHUP: reloading the configuration');
     reloadSource()
       .then(async (next) => {
+        const restartNeeded = restartOnlyChanges(balancer.config, next.config);
         await balancer.reload(next.config);
+        if (restartNeeded.length > 0) {
+          logger.warn({ settings: restartNeeded }, 'changed settings need a restart');
+        }
         logger.level = next.config.log.level;
       })
       .catch((error: unknown) => {

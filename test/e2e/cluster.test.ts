@@ -130,6 +130,7 @@ void test('cluster: merged stats, runtime changes replayed after a worker restar
   const reload = await request(`${admin}/api/reload`, { method: 'POST' });
   const reloadBody = await reload.body.text();
   assert.equal(reload.statusCode, 200, reloadBody);
+  assert.deepEqual((JSON.parse(reloadBody) as { restartNeeded: string[] }).restartNeeded, []);
   const before = ok;
   while (ok < before + 100 && Date.now() < hardStop) await new Promise((r) => setTimeout(r, 20));
   stop = true;

@@ -4,6 +4,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { MetricsRenderer } from '../../src/admin/metrics.js';
 import { buildView } from '../../src/admin/sampler.js';
+import { restartOnlyChanges } from '../../src/reload/restart-only.js';
 import {
   mergeSnapshots,
   retireSnapshot,
@@ -223,4 +224,17 @@ void test('admin config: loopback only unless allowRemote, never a public listen
     /admin\.token/,
   );
   assert.equal(validateConfig({ ...base, drainTimeout: '2s' }, 't').drainTimeout, 2_000);
+});
+
+void test('reload names the changed settings that need a restart', () => {
+  const current = validateConfig(
+    { ...base, workers: 2, admin: { address: '127.0.0.1:9090' } },
+    't',
+  );
+  assert.deepEqual(restartOnlyChanges(current, current), []);
+  const next = validateConfig(
+    { ...base, workers: 4, admin: { address: '127.0.0.1:9091' }, log: { format: 'pretty' } },
+    't',
+  );
+  assert.deepEqual(restartOnlyChanges(current, next), ['workers', 'admin', 'log.format']);
 });
