@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildForBench } from './lib/build.js';
@@ -101,6 +101,8 @@ async function main(): Promise<number> {
     nginx: versionOf(NGINX, ['-v']),
     haproxy: versionOf(HAPROXY, ['-v']),
     load: WRK !== undefined ? versionOf(WRK, ['-v']) : 'autocannon',
+    // The 1-minute load average when the run started: how busy the machine was.
+    loadAverage: loadavg()[0]?.toFixed(1) ?? '?',
     pinning: pinned
       ? 'proxy on CPU 0; wrk, backends, bench on CPU 1; workers auto unpinned'
       : 'none',

@@ -2,6 +2,7 @@
  * The summary printed after a bench run (Markdown tables, pasted into docs/performance.md) and
  * the targets of issue 7, each computed as a ratio between results of the same run.
  */
+import { loadavg } from 'node:os';
 import type { BalancingResult } from '../scenarios/balancing.js';
 import type { IdleResult, StreamResult } from '../scenarios/memory.js';
 import type { CaseResult, ThroughputResult } from '../scenarios/throughput.js';
@@ -211,7 +212,8 @@ export function formatSummary(results: BenchResults): string {
       .map(([k, v]) => `${k}: ${String(v)}`)
       .join(' · '),
   );
-  out.push('Figures: median (min–max) over interleaved runs.');
+  const end = loadavg()[0]?.toFixed(1) ?? '?';
+  out.push(`Figures: median (min–max) over interleaved runs. Load average at the end: ${end}.`);
   for (const c of results.throughput?.cases ?? []) out.push('', throughputTable(c));
   for (const c of results.tcp?.cases ?? []) out.push('', throughputTable(c));
   for (const phase of results.balancing?.phases ?? []) out.push('', balancingTable(phase));

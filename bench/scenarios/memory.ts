@@ -126,15 +126,17 @@ export async function runStream(
   }
 }
 
-/** Soft limit on open files of this process (from /proc/self/limits). */
-export function openFileLimit(): number {
+/** Soft and hard limits on open files of this process (from /proc/self/limits). */
+export function openFileLimits(): { soft: number; hard: number } {
   try {
-    const line = /^Max open files\s+(\d+|unlimited)/m.exec(
+    const line = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(
       readFileSync('/proc/self/limits', 'utf8'),
     );
-    return line === null || line[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(line[1]);
+    const value = (v: string | undefined): number =>
+      v === undefined || v === 'unlimited' ? Number.POSITIVE_INFINITY : Number(v);
+    return { soft: value(line?.[1]), hard: value(line?.[2]) };
   } catch {
-    return Number.NaN;
+    return { soft: Number.NaN, hard: Number.NaN };
   }
 }
 
@@ -166,7 +168,9 @@ export async function runIdle(
   count: number,
   log: (line: string) => void,
 ): Promise<IdleResult> {
-  const fdLimit = openFileLimit();
+  // Node raises its soft open-file limit to the hard one at start-up (and anubis inherits
+  // it), so the hard limit is what bounds the count; it is reported when too low.
+  const fdLimit = openFileLimits().soft;
   // This process holds the client ends: keep 200 descriptors for everything else.
   const requested = Math.max(0, Math.min(count, fdLimit - 200));
   if (requested < count)
