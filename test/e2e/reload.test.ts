@@ -177,10 +177,13 @@ void test('reload under load: zero failed requests, kept backends keep their sta
   const requestsBefore = backendA.requests;
   await settle(300);
   const summaries = [];
+  let removedAt = 0;
   for (let step = 1; step <= 6; step++) {
     await writeFile(file, yaml(urls, ports, step));
     const countBefore = outcome.ok;
-    summaries.push(await balancer.reload(await loadConfigFile(file)));
+    const next = await loadConfigFile(file);
+    if (step === 3) removedAt = Date.now();
+    summaries.push(await balancer.reload(next));
     // Keep the load running until requests flowed under the new configuration.
     while (outcome.ok < countBefore + 100 && Date.now() < hardStop) await settle(20);
     if (step === 5) {
@@ -223,6 +226,10 @@ void test('reload under load: zero failed requests, kept backends keep their sta
   // was cut after the 400 ms drain timeout.
   assert.equal(keepWs.readyState, WebSocket.OPEN);
   assert.equal(await echo(keepWs, 'still here'), 'keep:still here');
+  const closeDeadline = Date.now() + 5_000;
+  while (goneClosedAt === 0 && Date.now() < closeDeadline) await settle(20);
   assert.ok(goneClosedAt > 0, 'the WebSocket to the removed backend was closed');
+  // ... after its drain time, not at once (timers may fire a little early: 100 ms margin).
+  assert.ok(goneClosedAt - removedAt >= 300, `closed ${goneClosedAt - removedAt} ms after removal`);
   keepWs.close();
 });
