@@ -195,7 +195,12 @@ export class UpgradeProxy {
       protocol,
       mode: forwardedHeaders ?? 'x-forwarded',
     });
-    headers.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? '');
+    headers.push(
+      'Connection',
+      connectionForUpgrade(req, headers),
+      'Upgrade',
+      req.headers.upgrade ?? '',
+    );
 
     this.open(backend, client, req, headers, head, context);
   };
@@ -359,6 +364,44 @@ export class UpgradeProxy {
 
     upstream.end();
   }
+}
+
+/** Headers that can never be named in Connection and passed on (framing, routing, forwarding). */
+const NEVER_PASSED = new Set([
+  'upgrade',
+  'close',
+  'keep-alive',
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'proxy-connection',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'via',
+]);
+
+/**
+ * The Connection value towards the backend, `Upgrade` plus the protocol's own connection
+ * options: h2c's `Connection: Upgrade, HTTP2-Settings` needs its HTTP2-Settings header, which
+ * buildRequestHeaders dropped as connection-specific; it is added back to `headers` here.
+ */
+function connectionForUpgrade(req: IncomingMessage, headers: string[]): string {
+  const named: string[] = [];
+  for (const token of (req.headers.connection ?? '').split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name !== '' && !NEVER_PASSED.has(name) && !named.includes(name)) named.push(name);
+  }
+  if (named.length === 0) return 'Upgrade';
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (named.includes((raw[i] as string).toLowerCase()))
+      headers.push(raw[i] as string, raw[i + 1] as string);
+  }
+  return `Upgrade, ${named.join(', ')}`;
 }
 
 function tlsOptions(backend: Backend): Record<string, unknown> {

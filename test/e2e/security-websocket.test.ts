@@ -11,8 +11,8 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { closeUpgraded, upgradedCount } from '../../src/proxy/upgrade.js';
 import type { Backend } from '../../src/upstream/backend.js';
 import { startAnubis, type RunningAnubis } from '../helpers/anubis.js';
-import { freePort } from '../helpers/servers.js';
-import { sendRaw } from '../helpers/raw-http.js';
+import { freePort, startRawBackend } from '../helpers/servers.js';
+import { openRaw, sendRaw } from '../helpers/raw-http.js';
 
 function textOf(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString();
@@ -267,6 +267,35 @@ void test('closing anubis cuts open WebSockets after the drain time', async () =
   await anubis.balancer.close(200);
   await closed;
   assert.ok(performance.now() - started < 5_000);
+});
+
+void test('any Upgrade (h2c here) is tunnelled as bytes, with its connection options', async (t) => {
+  const raw = await startRawBackend((data, socket) => {
+    if (data.includes('\r\n\r\n') && !data.includes('SWITCHED')) {
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nSERVER-BYTES',
+      );
+    }
+  });
+  t.after(() => raw.close());
+  const anubis = await startAnubis([raw.url]);
+  t.after(() => anubis.close());
+  const client = await openRaw(Number(new URL(anubis.url).port));
+  t.after(() => client.destroy());
+  let received = '';
+  client.on('data', (d: Buffer) => (received += d.toString('latin1')));
+  client.write(
+    'GET /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n' +
+      'HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n',
+  );
+  await waitFor(() => received.endsWith('SERVER-BYTES'));
+  assert.match(received, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+  client.write('CLIENT-BYTES SWITCHED');
+  await waitFor(() => Buffer.concat(raw.received[0] ?? []).includes('CLIENT-BYTES SWITCHED'));
+  const sent = Buffer.concat(raw.received[0] ?? []).toString('latin1');
+  assert.match(sent, /\r\nConnection: Upgrade, http2-settings\r\n/i);
+  assert.match(sent, /\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n/);
+  assert.match(sent, /\r\nUpgrade: h2c\r\n/);
 });
 
 void test('plain HTTP through the same listener is unaffected', async (t) => {
