@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { ReloadUnavailableError } from '../errors.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import { restartOnlyChanges } from '../reload/restart-only.js';
+import { serialQueueOf } from '../reload/serial.js';
 import {
   applyChange,
   explainPool,
@@ -37,7 +38,11 @@ export class LocalControl implements ControlPlane {
     return result;
   }
 
-  async reload(): Promise<ReloadAnswer> {
+  reload(): Promise<ReloadAnswer> {
+    return serialQueueOf(this.balancer).run(() => this.reloadNow());
+  }
+
+  private async reloadNow(): Promise<ReloadAnswer> {
     if (this.reloadSource === undefined) throw new ReloadUnavailableError();
     const next = await this.reloadSource();
     const restartNeeded = restartOnlyChanges(this.balancer.config, next);

@@ -21,6 +21,7 @@ import {
   type RuntimeChange,
 } from '../admin/control.js';
 import { restartOnlyChanges } from '../reload/restart-only.js';
+import { SerialQueue } from '../reload/serial.js';
 import { Sampler } from '../admin/sampler.js';
 import { AdminServer } from '../admin/server.js';
 import { mergeSnapshots, retireSnapshot, withRetired, type Snapshot } from '../admin/snapshot.js';
@@ -74,6 +75,7 @@ export class ClusterControl implements ControlPlane {
   private retired: Snapshot | undefined;
   private readonly reloadSource: (() => Promise<LoadedConfig>) | undefined;
   private readonly logger: Logger;
+  private readonly reloads = new SerialQueue();
 
   constructor(
     initial: LoadedConfig,
@@ -154,7 +156,12 @@ export class ClusterControl implements ControlPlane {
     return result;
   }
 
-  async reload(): Promise<ReloadAnswer> {
+  /** One reload at a time, so that every worker applies them in the same order. */
+  reload(): Promise<ReloadAnswer> {
+    return this.reloads.run(() => this.reloadNow());
+  }
+
+  private async reloadNow(): Promise<ReloadAnswer> {
     if (this.reloadSource === undefined) throw new ReloadUnavailableError();
     const next = await this.reloadSource();
     const restartNeeded = restartOnlyChanges(this.current.config, next.config);

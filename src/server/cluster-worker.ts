@@ -10,6 +10,7 @@ import { takeSnapshot } from '../admin/snapshot.js';
 import { validateConfig } from '../config/load.js';
 import { AnubisError, ConfigError } from '../errors.js';
 import { LoadBalancer } from '../load-balancer.js';
+import { serialQueueOf } from '../reload/serial.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import {
   isAnubisMessage,
@@ -59,7 +60,7 @@ async function answer(
       return applyChange(balancer, runtimeChangeSchema.parse(request.payload));
     case 'reload': {
       const next = validateConfig(request.payload, source);
-      const summary = await balancer.reload(next);
+      const summary = await serialQueueOf(balancer).run(() => balancer.reload(next));
       balancer.logger.level = next.log.level;
       return summary;
     }

@@ -7,6 +7,7 @@
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger } from '../logging/logger.js';
 import { restartOnlyChanges } from '../reload/restart-only.js';
+import { serialQueueOf } from '../reload/serial.js';
 import type { LoadedConfig } from './cluster-primary.js';
 
 export async function runSingle(
@@ -34,8 +35,9 @@ export async function runSingle(
       return;
     }
     logger.info('SIGHUP: reloading the configuration');
-    reloadSource()
-      .then(async (next) => {
+    serialQueueOf(balancer)
+      .run(async () => {
+        const next = await reloadSource();
         const restartNeeded = restartOnlyChanges(balancer.config, next.config);
         await balancer.reload(next.config);
         if (restartNeeded.length > 0) {

@@ -5,6 +5,7 @@ import { ConfigError } from '../../src/errors.js';
 import { MetricsRenderer } from '../../src/admin/metrics.js';
 import { buildView } from '../../src/admin/sampler.js';
 import { restartOnlyChanges } from '../../src/reload/restart-only.js';
+import { SerialQueue } from '../../src/reload/serial.js';
 import {
   mergeSnapshots,
   retireSnapshot,
@@ -237,4 +238,21 @@ void test('reload names the changed settings that need a restart', () => {
     't',
   );
   assert.deepEqual(restartOnlyChanges(current, next), ['workers', 'admin', 'log.format']);
+});
+
+void test('reloads run one after the other, even when one fails', async () => {
+  const queue = new SerialQueue();
+  const order: string[] = [];
+  const slow = queue.run(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    order.push('first');
+    throw new Error('invalid');
+  });
+  const fast = queue.run(() => {
+    order.push('second');
+    return Promise.resolve(2);
+  });
+  await assert.rejects(slow, /invalid/);
+  assert.equal(await fast, 2);
+  assert.deepEqual(order, ['first', 'second']);
 });
