@@ -553,3 +553,69 @@ void test('a configuration reload installs new certificates; a broken one is ref
     'the open connection survived',
   );
 });
+
+void test('http2: false serves HTTPS/1.1 only (no h2 in ALPN)', async (t) => {
+  const lb = await start([
+    {
+      address: '127.0.0.1:0',
+      pool: 'p',
+      http2: false,
+      tls: { cert: localhost.certFile, key: localhost.keyFile },
+    },
+  ]);
+  t.after(() => lb.close(500));
+  const port = portOf(lb);
+  const alpn = await new Promise<string | false>((resolve, reject) => {
+    const socket = tlsConnect(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: pki.ca.cert,
+        ALPNProtocols: ['h2', 'http/1.1'],
+      },
+      () => {
+        resolve(socket.alpnProtocol ?? false);
+        socket.end();
+      },
+    );
+    socket.on('error', reject);
+  });
+  assert.notEqual(alpn, 'h2');
+  assert.equal(await fetchH1(`https://localhost:${port}/`), 200);
+});
+
+void test('closing a TLS listener lets in-flight HTTP/2 streams finish (GOAWAY), then stops', async (t) => {
+  let release: (() => void) | undefined;
+  let arrived!: () => void;
+  const slowArrived = new Promise<void>((resolve) => (arrived = resolve));
+  const backend = await startBackend((req, res) => {
+    req.resume();
+    release = () => res.end('finished');
+    arrived();
+  });
+  t.after(() => backend.close());
+  const lb = await start(
+    [
+      {
+        address: '127.0.0.1:0',
+        pool: 'p',
+        tls: { cert: localhost.certFile, key: localhost.keyFile },
+      },
+    ],
+    { p: { backends: [{ url: backend.url }] } },
+  );
+  const port = portOf(lb);
+  const session = h2connect(`https://localhost:${port}`, { ca: pki.ca.cert });
+  session.on('error', () => {});
+  const inFlight = h2request(session, { ':path': '/slow' });
+  await slowArrived;
+  const closing = lb.close(5_000);
+  await once(session, 'goaway');
+  release?.();
+  const answer = await inFlight;
+  assert.equal(answer.headers[':status'], 200);
+  assert.equal(answer.body, 'finished');
+  await closing;
+  session.close();
+});
