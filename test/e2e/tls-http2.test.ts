@@ -619,3 +619,53 @@ void test('closing a TLS listener lets in-flight HTTP/2 streams finish (GOAWAY),
   await closing;
   session.close();
 });
+
+void test('HTTP/2 back-pressure: a 32 MiB response to a slow reader arrives whole, other streams flow', async (t) => {
+  const size = 32 * 1024 * 1024;
+  const backend = await startBackend((req, res) => {
+    req.resume();
+    if (req.url !== '/big') {
+      res.end('small');
+      return;
+    }
+    res.writeHead(200, { 'content-length': size });
+    const chunk = Buffer.alloc(64 * 1024, 97);
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < size) {
+        sent += chunk.length;
+        if (!res.write(chunk)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      res.end();
+    };
+    pump();
+  });
+  t.after(() => backend.close());
+  const lb = await start(
+    [
+      {
+        address: '127.0.0.1:0',
+        pool: 'p',
+        tls: { cert: localhost.certFile, key: localhost.keyFile },
+      },
+    ],
+    { p: { backends: [{ url: backend.url }] } },
+  );
+  t.after(() => lb.close(500));
+  const session = h2connect(`https://localhost:${portOf(lb)}`, { ca: pki.ca.cert });
+  t.after(() => session.close());
+  const big = session.request({ ':path': '/big' });
+  big.pause();
+  await once(big, 'response');
+  // While /big is not read, its flow-control window is full; other streams still complete.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal((await h2request(session, { ':path': '/small' })).body, 'small');
+  let received = 0;
+  big.on('data', (chunk: Buffer) => (received += chunk.length));
+  big.resume();
+  await once(big, 'end');
+  assert.equal(received, size);
+});
