@@ -241,14 +241,15 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     });
   };
 
-  for (let slot = 0; slot < count; slot++) fork(slot);
-  logger.info({ workers: count }, 'started workers');
-
+  // The admin listener first: if its address is taken, fail before any worker exists.
   let admin: AdminServer | undefined;
   if (initial.config.admin !== undefined) {
     admin = new AdminServer(initial.config.admin, control, logger);
     await admin.listen();
   }
+
+  for (let slot = 0; slot < count; slot++) fork(slot);
+  logger.info({ workers: count }, 'started workers');
 
   const reload = (): void => {
     logger.info('SIGHUP: reloading the configuration');
