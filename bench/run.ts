@@ -15,7 +15,7 @@ import { buildForBench } from './lib/build.js';
 import { WRK } from './lib/load.js';
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from './lib/options.js';
 import { HAPROXY, NGINX, type BenchContext } from './lib/peers.js';
-import { TASKSET } from './lib/procs.js';
+import { stopAllProcesses, TASKSET } from './lib/procs.js';
 import { computeTargets, formatSummary, type BenchResults } from './lib/report.js';
 import { runBalancing } from './scenarios/balancing.js';
 import { runIdle, runStream } from './scenarios/memory.js';
@@ -178,10 +178,19 @@ async function main(): Promise<number> {
   return 0;
 }
 
+// Ctrl-C or a failure: stop every process the bench started (by PID) before leaving.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping the bench's processes`);
+    void stopAllProcesses().finally(() => process.exit(130));
+  });
+}
+
 main().then(
   (code) => process.exit(code),
-  (error: unknown) => {
+  async (error: unknown) => {
     log(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    await stopAllProcesses();
     process.exit(1);
   },
 );

@@ -48,6 +48,16 @@ export interface RunningBackends {
   readonly kind: 'nginx' | 'node';
 }
 
+/** Waits for a started process's port; if it never listens, stops it (no process left behind). */
+async function ready(port: number, timeoutMs: number, proc: ManagedProcess): Promise<void> {
+  try {
+    await waitForPort(port, timeoutMs, proc);
+  } catch (error) {
+    await proc.stop(1_000);
+    throw error;
+  }
+}
+
 /** The Node backend process with one listener per spec. */
 export async function startNodeBackends(
   ctx: BenchContext,
@@ -68,7 +78,7 @@ export async function startNodeBackends(
       },
     },
   );
-  for (const port of ports) await waitForPort(port, 15_000, proc);
+  for (const port of ports) await ready(port, 15_000, proc);
   return { urls: ports.map((p) => `http://127.0.0.1:${p}`), proc, kind: 'node' };
 }
 
@@ -128,7 +138,7 @@ ${nginxHttpCommon(ctx.dir)}
 }
 `;
   const proc = startNginx(ctx, 'nginx-backend', port, conf, ctx.loadCpus);
-  await waitForPort(port, 15_000, proc);
+  await ready(port, 15_000, proc);
   return { urls: [`http://127.0.0.1:${port}`], proc, kind: 'nginx' };
 }
 
@@ -172,7 +182,7 @@ export async function startAnubis(
     // workers: auto spreads over every core; pinning it to one would defeat the point.
     { cpus: options.workers === 1 ? ctx.proxyCpus : undefined },
   );
-  await waitForPort(port, 20_000, proc);
+  await ready(port, 20_000, proc);
   return { name, url: `http://127.0.0.1:${port}`, proc };
 }
 
@@ -214,7 +224,7 @@ ${balance === '' ? '' : `    ${balance};\n`}${servers}
 }
 `;
   const proc = startNginx(ctx, name, port, conf, ctx.proxyCpus);
-  await waitForPort(port, 15_000, proc);
+  await ready(port, 15_000, proc);
   return { name, url: `http://127.0.0.1:${port}`, proc };
 }
 
@@ -250,7 +260,7 @@ ${servers}
   const file = join(ctx.dir, `haproxy-${port}.cfg`);
   writeFileSync(file, conf);
   const proc = spawnProcess(name, HAPROXY as string, ['-db', '-f', file], { cpus: ctx.proxyCpus });
-  await waitForPort(port, 15_000, proc);
+  await ready(port, 15_000, proc);
   return { name, url: `http://127.0.0.1:${port}`, proc };
 }
 
@@ -267,7 +277,7 @@ export async function startFastifyPeer(
     [join(ctx.buildDir, 'bench/children/fastify-proxy.js'), String(port), ...backends],
     { cpus: ctx.proxyCpus },
   );
-  await waitForPort(port, 20_000, proc);
+  await ready(port, 20_000, proc);
   return { name, url: `http://127.0.0.1:${port}`, proc };
 }
 
@@ -284,7 +294,7 @@ export async function startHttpProxyPeer(
     [join(ctx.buildDir, 'bench/children/http-proxy-peer.js'), String(port), backend],
     { cpus: ctx.proxyCpus },
   );
-  await waitForPort(port, 20_000, proc);
+  await ready(port, 20_000, proc);
   return { name, url: `http://127.0.0.1:${port}`, proc };
 }
 
@@ -317,6 +327,6 @@ stream {
 }
 `;
   const proc = startNginx(ctx, name, port, conf, ctx.proxyCpus);
-  await waitForPort(port, 15_000, proc);
+  await ready(port, 15_000, proc);
   return { name, url: `http://127.0.0.1:${port}`, proc };
 }

@@ -61,13 +61,24 @@ export function spawnProcess(
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
-  return {
+  const managed: ManagedProcess = {
     name,
     pid: child.pid,
     child,
     output: () => output,
     stop: (graceMs = 5_000) => stopChild(child, graceMs),
   };
+  running.add(managed);
+  child.once('exit', () => running.delete(managed));
+  return managed;
+}
+
+/** Every process the bench started that has not exited yet. */
+const running = new Set<ManagedProcess>();
+
+/** Stops, by PID, every process the bench started and that is still running (Ctrl-C, failure). */
+export async function stopAllProcesses(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop(2_000)));
 }
 
 /** Stops one child by its PID: SIGTERM, then SIGKILL after graceMs. */

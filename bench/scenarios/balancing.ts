@@ -83,7 +83,8 @@ function nginxHasLeastTime(ctx: BenchContext): boolean {
 }
 
 /**
- * anubis with every built-in strategy, nginx, HAProxy and reply-from. `essential` (quick
+ * Starts into `peers` (stopped by the caller, even after a failure) anubis with every
+ * built-in strategy, nginx, HAProxy and reply-from. `essential` (quick
  * runs) keeps only what the targets compare: anubis, nginx least_conn, HAProxy leastconn and
  * random(2).
  */
@@ -91,8 +92,8 @@ async function startBalancers(
   ctx: BenchContext,
   backends: readonly string[],
   essential: boolean,
-): Promise<RunningPeer[]> {
-  const peers: RunningPeer[] = [];
+  peers: RunningPeer[],
+): Promise<void> {
   for (const name of builtinStrategies.keys()) {
     // Hash strategies pin a client to one backend: with one load generator they measure
     // stickiness, not balancing.
@@ -114,7 +115,6 @@ async function startBalancers(
     peers.push(await startHaproxy(ctx, 'haproxy random(2)', backends, 'random(2)'));
   }
   if (!essential) peers.push(await startFastifyPeer(ctx, 'reply-from BalancedPool', backends));
-  return peers;
 }
 
 export async function runBalancing(
@@ -138,7 +138,7 @@ export async function runBalancing(
     );
     const peers: RunningPeer[] = [];
     try {
-      peers.push(...(await startBalancers(ctx, backends.urls, options.essential)));
+      await startBalancers(ctx, backends.urls, options.essential, peers);
       // Warm-up: connection pools open and latency estimates get their first samples.
       for (const peer of options.warmupS > 0 ? peers : []) {
         await runLoad(

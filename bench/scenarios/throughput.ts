@@ -110,9 +110,11 @@ export interface ThroughputOptions {
   readonly log: (line: string) => void;
 }
 
-/** Starts every peer in front of one backend; the caller stops them. */
-async function startPeers(ctx: BenchContext, backend: string): Promise<RunningPeer[]> {
-  const peers: RunningPeer[] = [];
+/**
+ * Starts every peer in front of one backend into `peers`, which the caller stops (also the
+ * ones started before a failure).
+ */
+async function startPeers(ctx: BenchContext, backend: string, peers: RunningPeer[]): Promise<void> {
   peers.push(await startAnubis(ctx, 'anubis-1w', [backend], { workers: 1 }));
   peers.push(await startAnubis(ctx, 'anubis-auto', [backend], { workers: 'auto' }));
   if (NGINX !== undefined) peers.push(await startNginxProxy(ctx, 'nginx-1w', [backend], ''));
@@ -120,7 +122,6 @@ async function startPeers(ctx: BenchContext, backend: string): Promise<RunningPe
     peers.push(await startHaproxy(ctx, 'haproxy-1t', [backend], 'roundrobin'));
   peers.push(await startFastifyPeer(ctx, 'fastify-reply-from', [backend]));
   peers.push(await startHttpProxyPeer(ctx, 'http-proxy', backend));
-  return peers;
 }
 
 export interface Target {
@@ -186,7 +187,7 @@ export async function runThroughput(
   const backend = backends.urls[0] as string;
   const peers: RunningPeer[] = [];
   try {
-    peers.push(...(await startPeers(ctx, backend)));
+    await startPeers(ctx, backend, peers);
     const targets = [
       { name: 'direct', url: backend },
       ...peers.map((p) => ({ name: p.name, url: p.url })),
