@@ -19,7 +19,14 @@ import { TrustedProxies } from './proxy/headers.js';
 import { HttpProxy } from './proxy/http-proxy.js';
 import { mergeLimits, type ClientLimitsOptions } from './server/client-limits.js';
 import { HttpListener, type HttpListenerOptions } from './server/http-listener.js';
-import { createSpecialListener, type AnyListener } from './server/create-listener.js';
+import {
+  configuredKind,
+  createSpecialListener,
+  listenerKind,
+  redirectHandler,
+  type AnyListener,
+  type RequestHandler,
+} from './server/create-listener.js';
 import { SecureListener } from './server/secure-listener.js';
 import { TcpListener } from './server/tcp-listener.js';
 import { createStrategy } from './strategies/create.js';
@@ -273,6 +280,10 @@ export class LoadBalancer {
     const bound: AnyListener[] = [];
     /** Certificates of kept TLS listeners, read now, installed at commit. */
     const certificateSwaps: (() => void)[] = [];
+    /** Kept redirect listeners and their (possibly new) redirect handler. */
+    const redirects: [HttpListener, RequestHandler][] = [];
+    /** Every listener kept at its address, in configuration order. */
+    const retained: AnyListener[] = [];
     const summary: ReloadSummary = {
       pools: { added: [...addedPools.keys()], removed: [], kept: [] },
       backends: { added: [], removed: [], kept: [] },
@@ -291,8 +302,23 @@ export class LoadBalancer {
         const existing = byAddress.get(addressText(listenerConfig.address));
         if (existing !== undefined) {
           byAddress.delete(existing.addressText);
-          kept.push([existing, proxy]);
           summary.listeners.kept.push(existing.addressText);
+          retained.push(existing);
+          const kind = listenerKind(existing);
+          const configured = configuredKind(listenerConfig);
+          if (kind !== configured) {
+            // mode, tls, http2 or redirectToHttps changed: it serves as before until a restart.
+            logger.warn(
+              { address: existing.addressText, running: kind, configured },
+              'listener kind changed: restart to apply; it keeps serving as before',
+            );
+            continue;
+          }
+          if (kind === 'redirect') {
+            redirects.push([existing as HttpListener, redirectHandler(listenerConfig)]);
+            continue;
+          }
+          kept.push([existing, proxy]);
           if (existing instanceof SecureListener && listenerConfig.tls !== undefined) {
             certificateSwaps.push(
               await existing.prepareCertificates(listenerConfig.tls, this.baseDir),
@@ -346,8 +372,9 @@ export class LoadBalancer {
       }
     }
     for (const swap of certificateSwaps) swap();
+    for (const [listener, handler] of redirects) listener.setRequestHandler(handler);
     const removedListeners = [...byAddress.values()];
-    this.listeners.splice(0, this.listeners.length, ...kept.map(([l]) => l), ...bound);
+    this.listeners.splice(0, this.listeners.length, ...retained, ...bound);
     const removedPools: UpstreamPool[] = [];
     for (const [name, pool] of this.pools) {
       if (!(name in next.pools)) {

@@ -38,6 +38,37 @@ export interface SpecialListenerContext {
   ) => Omit<ClientLimitsOptions, 'connectionCap'>;
 }
 
+/**
+ * What a listener is, as far as a reload can tell: a reload keeps a listener bound at the
+ * same address, which is right only while it stays the same kind (changing mode, tls,
+ * http2 or redirectToHttps needs a restart).
+ */
+export type ListenerKind = 'http' | 'tls' | 'h2c' | 'redirect' | 'tcp';
+
+/** Redirect listeners are HttpListeners; this remembers which. */
+const redirectListeners = new WeakSet<HttpListener>();
+
+/** The kind a listener configuration asks for. */
+export function configuredKind(config: ListenerConfig): ListenerKind {
+  if (config.mode === 'tcp') return 'tcp';
+  if (config.redirectToHttps !== undefined) return 'redirect';
+  if (config.tls !== undefined) return 'tls';
+  return config.http2 === true ? 'h2c' : 'http';
+}
+
+/** The kind of a running listener. */
+export function listenerKind(listener: AnyListener): ListenerKind {
+  if (listener instanceof TcpListener) return 'tcp';
+  if (listener instanceof SecureListener) return listener.servesTls ? 'tls' : 'h2c';
+  return redirectListeners.has(listener) ? 'redirect' : 'http';
+}
+
+/** The redirect handler of a `redirectToHttps` listener configuration. */
+export function redirectHandler(config: ListenerConfig): RequestHandler {
+  const redirect = config.redirectToHttps;
+  return createHttpsRedirect(redirect === undefined || redirect === true ? 443 : redirect.port);
+}
+
 /** Whether a listener needs createSpecialListener (anything but plain HTTP/1.1). */
 export function isSpecialListener(config: ListenerConfig): boolean {
   return (
@@ -72,8 +103,12 @@ export async function createSpecialListener(
     });
   }
   if (config.redirectToHttps !== undefined) {
-    const port = config.redirectToHttps === true ? 443 : config.redirectToHttps.port;
-    return new HttpListener({ address: config.address, onRequest: createHttpsRedirect(port) });
+    const listener = new HttpListener({
+      address: config.address,
+      onRequest: redirectHandler(config),
+    });
+    redirectListeners.add(listener);
+    return listener;
   }
   const certificates =
     config.tls === undefined

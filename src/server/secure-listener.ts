@@ -209,6 +209,11 @@ export class SecureListener implements ClientListener {
     this.onRequest = onRequest;
   }
 
+  /** True for a TLS listener, false for cleartext h2c. */
+  get servesTls(): boolean {
+    return this.certificates !== undefined;
+  }
+
   /** Names the certificates serve (TLS listeners), for logs. */
   get servernames(): readonly string[] {
     return this.certificates?.names ?? [];

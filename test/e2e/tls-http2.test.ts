@@ -669,3 +669,41 @@ void test('HTTP/2 back-pressure: a 32 MiB response to a slow reader arrives whol
   await once(big, 'end');
   assert.equal(received, size);
 });
+
+void test('reload: a redirect listener keeps redirecting (new port applied); a kind change waits for a restart', async (t) => {
+  const { validateConfig } = await import('../../src/config/load.js');
+  const redirectPort = await freePort();
+  const plainPort = await freePort();
+  const config = (port: number, plainMode: 'http' | 'tcp'): Record<string, unknown> => ({
+    workers: 1,
+    log: { level: 'silent' },
+    listeners: [
+      { address: `127.0.0.1:${redirectPort}`, redirectToHttps: { port } },
+      {
+        address: `127.0.0.1:${plainPort}`,
+        pool: plainMode === 'tcp' ? 'raw' : 'p',
+        mode: plainMode,
+      },
+    ],
+    pools: {
+      p: { backends: [{ url: echo.url }] },
+      raw: { backends: [{ url: `tcp://127.0.0.1:${echo.port}` }] },
+    },
+  });
+  const lb = await createLoadBalancer(config(8443, 'http') as unknown as ConfigInput);
+  t.after(() => lb.close(500));
+  assert.equal(
+    (await plainGet(redirectPort, '/x', 'GET', 'a.test')).location,
+    'https://a.test:8443/x',
+  );
+  await lb.reload(validateConfig(config(9443, 'tcp'), 'reload'));
+  assert.equal(
+    (await plainGet(redirectPort, '/x', 'GET', 'a.test')).location,
+    'https://a.test:9443/x',
+  );
+  // The listener asked to become mode: tcp keeps proxying HTTP until a restart.
+  const still = await plainGet(plainPort, '/y');
+  assert.equal(still.status, 200);
+  assert.equal((JSON.parse(still.body) as { url: string }).url, '/y');
+  assert.equal(lb.listeners.length, 2, 'both listeners are still owned (and closed at stop)');
+});
