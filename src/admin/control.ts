@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { backendSchema } from '../config/schema.js';
+import { backendSchemeMismatch } from '../config/listener-rules.js';
 import { AdminRequestError } from '../errors.js';
 import type { LoadBalancer, ReloadSummary } from '../load-balancer.js';
 import { setBackendWeight } from '../reload/pool-update.js';
@@ -125,6 +126,10 @@ export async function applyChange(
     }
     case 'add': {
       const entry = parseBackendEntry(change.backend);
+      const mismatch = backendSchemeMismatch(pool.backends, entry.url);
+      if (mismatch !== undefined) {
+        throw new AdminRequestError('ANUBIS_ADMIN_BAD_REQUEST', `invalid backend: url: ${mismatch}`);
+      }
       const tlsFiles = await readBackendTlsFiles(
         { pools: { [pool.name]: { ...pool.config, backends: [entry] } } },
         balancer.baseDir,

@@ -88,3 +88,21 @@ export function checkListeners(config: Config, ctx: z.RefinementCtx): void {
     });
   }
 }
+
+/**
+ * For a backend added at runtime (admin API): why `url` does not fit a pool whose backends
+ * are `existing`, or undefined if it fits. A pool's backends are all `tcp://` (it serves
+ * mode: tcp listeners) or all `http(s)://`.
+ */
+export function backendSchemeMismatch(
+  existing: readonly { readonly url: string }[],
+  url: string,
+): string | undefined {
+  const first = existing[0];
+  if (first === undefined) return undefined;
+  const poolIsTcp = first.url.startsWith('tcp://');
+  if (poolIsTcp === url.startsWith('tcp://')) return undefined;
+  return poolIsTcp
+    ? `expected tcp://host:port (the pool serves mode: tcp listeners), found ${JSON.stringify(url)}`
+    : `expected an http:// or https:// URL (tcp:// backends serve only mode: tcp listeners), found ${JSON.stringify(url)}`;
+}

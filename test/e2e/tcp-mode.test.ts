@@ -345,3 +345,34 @@ void test('strategies and health apply: hash on client IP sticks, an active TCP 
   for (let i = 0; i < 4; i++) assert.equal(await exchange(checked.port, 'q'), 'a:q');
   assert.equal(dead?.requests, before, 'no connection is sent to the backend marked down');
 });
+
+void test('admin API: a tcp:// backend added at runtime takes connections; an http:// one is refused', async (t) => {
+  const a = await startTcpBackend('a');
+  const b = await startTcpBackend('b');
+  const lb = await createLoadBalancer({
+    workers: 1,
+    log: { level: 'silent' },
+    admin: { address: '127.0.0.1:0' },
+    listeners: [{ address: '127.0.0.1:0', pool: 'db', mode: 'tcp' }],
+    pools: { db: { backends: [{ url: a.url }] } },
+  } as unknown as ConfigInput);
+  t.after(async () => {
+    await lb.close(500);
+    await Promise.all([a.close(), b.close()]);
+  });
+  const port = (lb.addresses()[0] as AddressInfo).port;
+  const admin = `http://127.0.0.1:${(lb.admin as NonNullable<typeof lb.admin>).boundAddress().port}`;
+  const add = (url: string): Promise<Response> =>
+    fetch(`${admin}/api/pools/db/backends`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url }),
+    });
+  const refused = await add('http://127.0.0.1:1');
+  assert.equal(refused.status, 400);
+  assert.match(await refused.text(), /expected tcp:\/\/host:port/);
+  assert.equal((await add(b.url)).status < 300, true);
+  const seen = new Set<string>();
+  for (let i = 0; i < 4; i++) seen.add(await exchange(port, 'x'));
+  assert.deepEqual(seen, new Set(['a:x', 'b:x']));
+});
