@@ -136,6 +136,8 @@ export function buildRequestHeaders(
   let forwardedHost: string | undefined;
   let host: string | undefined;
   let authority: string | undefined;
+  /** Index in `out` of the first Cookie value (-1: none yet). */
+  let cookieAt = -1;
   let via: string | undefined;
   let forwarded: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -173,6 +175,16 @@ export function buildRequestHeaders(
     }
     if (extra?.has(lower) === true) continue;
     if (lower === 'host') host = value;
+    else if (lower === 'cookie' && authority !== undefined) {
+      // HTTP/2 clients may split Cookie into one field per pair (RFC 9113 §8.2.3); towards an
+      // HTTP/1.1 backend they are one header again, joined with "; ". (HTTP/1.1 requests,
+      // which have no :authority, keep their headers as sent.)
+      if (cookieAt !== -1) {
+        out[cookieAt] = `${out[cookieAt] as string}; ${value}`;
+        continue;
+      }
+      cookieAt = out.length + 1;
+    }
     out.push(name, value);
   }
   if (host === undefined && authority !== undefined) {

@@ -159,6 +159,15 @@ void test('HTTP/2 through ALPN: pseudo-headers become Host, bodies without lengt
   assert.equal(seen.headers['x-custom'], 'v');
   assert.equal(seen.headers['x-forwarded-proto'], 'https');
   assert.ok(!seen.rawHeaders.some((h) => h.startsWith(':')), 'no pseudo-header forwarded');
+  // Cookies split into one field per pair (RFC 9113 §8.2.3) reach the backend as one header.
+  const split = await h2request(session, {
+    ':path': '/c',
+    cookie: ['a=1', 'b=2'],
+  } as unknown as Record<string, string>);
+  const cookies = (JSON.parse(split.body) as { rawHeaders: string[] }).rawHeaders.filter(
+    (_, i, raw) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === 'cookie',
+  );
+  assert.deepEqual(cookies, ['a=1; b=2']);
   // A POST whose body has no content-length (HTTP/2 framing carries its end).
   const post = await h2request(session, { ':method': 'POST', ':path': '/upload' }, 'hello over h2');
   const posted = JSON.parse(post.body) as { method: string; body: string };
