@@ -72,7 +72,11 @@ async function main(): Promise<void> {
   );
   try {
     await waitForPort(port, 20_000, anubis);
-    await runLoad({ url: `http://127.0.0.1:${port}${path}`, connections, durationS: 2, close }, '1', '');
+    await runLoad(
+      { url: `http://127.0.0.1:${port}${path}`, connections, durationS: 2, close },
+      '1',
+      '',
+    );
     const result = await runLoad(
       { url: `http://127.0.0.1:${port}${path}`, connections, durationS: seconds, close },
       '1',
