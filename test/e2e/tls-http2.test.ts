@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import {
   connect as h2connect,
+  constants,
   type ClientHttp2Session,
   type IncomingHttpHeaders,
 } from 'node:http2';
@@ -715,4 +716,42 @@ void test('reload: a redirect listener keeps redirecting (new port applied); a k
   assert.equal(still.status, 200);
   assert.equal((JSON.parse(still.body) as { url: string }).url, '/y');
   assert.equal(lb.listeners.length, 2, 'both listeners are still owned (and closed at stop)');
+});
+
+void test('an HTTP/2 stream cancelled by the client (RST_STREAM) stops the upstream request', async (t) => {
+  let closedAtBackend = 0;
+  const backend = await startBackend((req, res) => {
+    req.resume();
+    res.writeHead(200);
+    res.write('partial');
+    res.on('close', () => closedAtBackend++);
+  });
+  t.after(() => backend.close());
+  const lb = await start(
+    [
+      {
+        address: '127.0.0.1:0',
+        pool: 'p',
+        tls: { cert: localhost.certFile, key: localhost.keyFile },
+      },
+    ],
+    { p: { backends: [{ url: backend.url }] } },
+  );
+  t.after(() => lb.close(500));
+  const session = h2connect(`https://localhost:${portOf(lb)}`, { ca: pki.ca.cert });
+  t.after(() => session.close());
+  const stream = session.request({ ':path': '/never-ends' });
+  await once(stream, 'data');
+  const target = lb.pools.get('p')?.backends[0];
+  const active = (): number => target?.active ?? -1;
+  assert.equal(active(), 1);
+  stream.close(constants.NGHTTP2_CANCEL);
+  const deadline = Date.now() + 5_000;
+  while ((active() !== 0 || closedAtBackend === 0) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(active(), 0);
+  assert.equal(closedAtBackend, 1, 'the backend connection of that request was closed');
+  // The session itself is fine: the next stream works.
+  assert.equal((await h2request(session, { ':path': '/again' })).headers[':status'], 200);
 });
