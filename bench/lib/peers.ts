@@ -16,6 +16,8 @@ import {
 
 export const NGINX = which('nginx');
 export const HAPROXY = which('haproxy');
+/** HAProxy needs ~2 descriptors per connection: this fits a 20,000 open-file limit. */
+export const HAPROXY_MAXCONN = 9_000;
 
 export interface BenchContext {
   /** Temp directory for configuration files, logs and pid files. */
@@ -240,7 +242,7 @@ export async function startHaproxy(
   const servers = backends.map((b, i) => `  server s${i} ${b.replace('http://', '')}`).join('\n');
   const conf = `global
   nbthread 1
-  maxconn 9000
+  maxconn ${HAPROXY_MAXCONN}
   log stderr format raw local0 emerg
 
 defaults

@@ -17,7 +17,8 @@ export interface BenchResults {
   readonly tcp?: ThroughputResult;
   readonly balancing?: BalancingResult;
   readonly stream?: readonly StreamResult[];
-  readonly idle?: IdleResult;
+  /** Idle keep-alive connections: anubis first, then nginx and HAProxy when installed. */
+  readonly idle?: readonly IdleResult[];
   readonly pick?: unknown;
   readonly notes: readonly string[];
   readonly targets?: readonly Target[];
@@ -125,11 +126,12 @@ export function computeTargets(results: BenchResults): Target[] {
   for (const s of results.stream ?? []) {
     targets.push(check(`1 GiB ${s.direction}: anubis peak RSS (MiB)`, s.peakRssMiB, '<', 100));
   }
-  if (results.idle !== undefined) {
+  const anubisIdle = results.idle?.find((i) => i.peer.startsWith('anubis'));
+  if (anubisIdle !== undefined) {
     targets.push(
       check(
         `idle keep-alive connections: RSS per connection (KiB)`,
-        results.idle.bytesPerConnection / 1024,
+        anubisIdle.bytesPerConnection / 1024,
         '<',
         20,
       ),
@@ -231,8 +233,7 @@ export function formatSummary(results: BenchResults): string {
       ),
     );
   }
-  if (results.idle !== undefined) {
-    const i = results.idle;
+  if (results.idle !== undefined && results.idle.length > 0) {
     out.push(
       '',
       formatTable(
@@ -243,15 +244,13 @@ export function formatSummary(results: BenchResults): string {
           'RSS after (MiB)',
           'KiB / connection',
         ],
-        [
-          [
-            'anubis 1 worker',
-            `${i.open} / ${i.requested}`,
-            formatNumber(i.rssBeforeMiB, 1),
-            formatNumber(i.rssAfterMiB, 1),
-            formatNumber(i.bytesPerConnection / 1024, 1),
-          ],
-        ],
+        results.idle.map((i) => [
+          i.peer,
+          `${i.open} / ${i.requested}`,
+          formatNumber(i.rssBeforeMiB, 1),
+          formatNumber(i.rssAfterMiB, 1),
+          formatNumber(i.bytesPerConnection / 1024, 1),
+        ]),
       ),
     );
   }

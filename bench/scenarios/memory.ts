@@ -6,8 +6,18 @@
 import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { startAnubis, startNodeBackends, type BenchContext } from '../lib/peers.js';
-import { readProcMemory } from '../lib/procs.js';
+import {
+  HAPROXY,
+  HAPROXY_MAXCONN,
+  NGINX,
+  startAnubis,
+  startHaproxy,
+  startNginxProxy,
+  startNodeBackends,
+  type BenchContext,
+  type RunningPeer,
+} from '../lib/peers.js';
+import { childPids, readProcMemory } from '../lib/procs.js';
 
 const GiB = 1 << 30;
 
@@ -23,6 +33,7 @@ export interface StreamResult {
 }
 
 export interface IdleResult {
+  readonly peer: string;
   readonly requested: number;
   /** Connections still open when RSS was read (anubis may close idle ones after its timeout). */
   readonly open: number;
@@ -163,30 +174,25 @@ function openIdle(port: number, sockets: Socket[], closed: { count: number }): P
   });
 }
 
-export async function runIdle(
-  ctx: BenchContext,
-  count: number,
+/** Holds `requested` idle keep-alive connections to `port`; RSS is read from `pid()`. */
+async function measureIdle(
+  peer: string,
+  port: number,
+  pid: () => number | undefined,
+  requested: number,
+  fdLimit: number,
   log: (line: string) => void,
 ): Promise<IdleResult> {
-  // Node raises its soft open-file limit to the hard one at start-up (and anubis inherits
-  // it), so the hard limit is what bounds the count; it is reported when too low.
-  const fdLimit = openFileLimits().soft;
-  // This process holds the client ends: keep 200 descriptors for everything else.
-  const requested = Math.max(0, Math.min(count, fdLimit - 200));
-  if (requested < count)
-    log(`idle: open-file limit ${fdLimit} allows ${requested} of ${count} connections`);
-  const backends = await startNodeBackends(ctx, [{ delayMs: 0, degraded: false }]);
-  const anubis = await startAnubis(ctx, 'anubis-idle', backends.urls, { workers: 1 });
   const sockets: Socket[] = [];
   const closed = { count: 0 };
   try {
-    const port = Number(new URL(anubis.url).port);
     // Warm-up with the same request path, so the baseline includes JIT and pools.
     for (let i = 0; i < 200; i++) await openIdle(port, sockets, closed);
     for (const s of sockets.splice(0)) s.destroy();
     await new Promise((r) => setTimeout(r, 500));
     closed.count = 0;
-    const before = readProcMemory(anubis.proc.pid);
+    const measured = pid();
+    const before = measured === undefined ? undefined : readProcMemory(measured);
     const started = performance.now();
     const concurrency = 256;
     let next = 0;
@@ -199,13 +205,14 @@ export async function runIdle(
     await Promise.all(Array.from({ length: concurrency }, worker));
     const seconds = (performance.now() - started) / 1_000;
     await new Promise((r) => setTimeout(r, 300));
-    const after = readProcMemory(anubis.proc.pid);
+    const after = measured === undefined ? undefined : readProcMemory(measured);
     const open = requested - closed.count;
     const bytesPerConnection =
       before !== undefined && after !== undefined && open > 0
         ? ((after.rssKiB - before.rssKiB) * 1024) / open
         : Number.NaN;
     const result: IdleResult = {
+      peer,
       requested,
       open,
       rssBeforeMiB: mib(before?.rssKiB),
@@ -215,12 +222,73 @@ export async function runIdle(
       seconds,
     };
     log(
-      `idle: ${open} of ${requested} connections open after ${seconds.toFixed(1)} s; RSS ${result.rssBeforeMiB.toFixed(1)} → ${result.rssAfterMiB.toFixed(1)} MiB = ${(bytesPerConnection / 1024).toFixed(1)} KiB per connection`,
+      `idle ${peer}: ${open} of ${requested} connections open after ${seconds.toFixed(1)} s; RSS ${result.rssBeforeMiB.toFixed(1)} → ${result.rssAfterMiB.toFixed(1)} MiB = ${(bytesPerConnection / 1024).toFixed(1)} KiB per connection`,
     );
     return result;
   } finally {
     for (const s of sockets) s.destroy();
-    await anubis.proc.stop();
+  }
+}
+
+/**
+ * Idle keep-alive connections held through anubis (1 worker), and for comparison through
+ * nginx (its worker process) and HAProxy when installed. HAProxy is capped below its
+ * `maxconn` (which the open-file limit bounds).
+ */
+export async function runIdle(
+  ctx: BenchContext,
+  count: number,
+  log: (line: string) => void,
+): Promise<IdleResult[]> {
+  // Node raises its soft open-file limit to the hard one at start-up (and anubis inherits
+  // it), so the hard limit is what bounds the count; it is reported when too low.
+  const fdLimit = openFileLimits().soft;
+  // This process holds the client ends: keep 200 descriptors for everything else.
+  const requested = Math.max(0, Math.min(count, fdLimit - 200));
+  if (requested < count) {
+    log(`idle: open-file limit ${fdLimit} allows ${requested} of ${count} connections`);
+  }
+  const backends = await startNodeBackends(ctx, [{ delayMs: 0, degraded: false }]);
+  const results: IdleResult[] = [];
+  try {
+    const peers: {
+      start: () => Promise<RunningPeer>;
+      pid: (p: RunningPeer) => number | undefined;
+      cap: number;
+    }[] = [
+      {
+        start: () => startAnubis(ctx, 'anubis 1 worker', backends.urls, { workers: 1 }),
+        pid: (p) => p.proc.pid,
+        cap: requested,
+      },
+    ];
+    if (NGINX !== undefined) {
+      peers.push({
+        start: () => startNginxProxy(ctx, 'nginx 1 worker', backends.urls, ''),
+        pid: (p) => childPids(p.proc.pid)[0],
+        cap: requested,
+      });
+    }
+    if (HAPROXY !== undefined) {
+      peers.push({
+        start: () => startHaproxy(ctx, 'haproxy 1 thread', backends.urls, 'roundrobin'),
+        pid: (p) => p.proc.pid,
+        cap: Math.min(requested, HAPROXY_MAXCONN - 500),
+      });
+    }
+    for (const spec of peers) {
+      const peer = await spec.start();
+      try {
+        const port = Number(new URL(peer.url).port);
+        results.push(
+          await measureIdle(peer.name, port, () => spec.pid(peer), spec.cap, fdLimit, log),
+        );
+      } finally {
+        await peer.proc.stop();
+      }
+    }
+    return results;
+  } finally {
     await backends.proc.stop();
   }
 }

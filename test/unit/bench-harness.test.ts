@@ -126,15 +126,18 @@ void test('targets are ratios between peers of the same run', () => {
         },
       ],
     },
-    idle: {
-      requested: 10,
-      open: 10,
-      rssBeforeMiB: 1,
-      rssAfterMiB: 2,
-      bytesPerConnection: 10_240,
-      fdLimit: 100,
-      seconds: 1,
-    },
+    idle: [
+      {
+        peer: 'anubis 1 worker',
+        requested: 10,
+        open: 10,
+        rssBeforeMiB: 1,
+        rssAfterMiB: 2,
+        bytesPerConnection: 10_240,
+        fdLimit: 100,
+        seconds: 1,
+      },
+    ],
   };
   const targets = new Map(computeTargets(results).map((t) => [t.name, t]));
   const node = targets.get('small GET keep-alive: anubis 1 worker / fastest Node peer (req/s)');
