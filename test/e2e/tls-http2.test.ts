@@ -722,6 +722,10 @@ void test('an HTTP/2 stream cancelled by the client (RST_STREAM) stops the upstr
   let closedAtBackend = 0;
   const backend = await startBackend((req, res) => {
     req.resume();
+    if (req.url !== '/never-ends') {
+      res.end('ok');
+      return;
+    }
     res.writeHead(200);
     res.write('partial');
     res.on('close', () => closedAtBackend++);
