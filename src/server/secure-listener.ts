@@ -56,6 +56,12 @@ export const H2_MAX_CONCURRENT_STREAMS = 128;
 /** An HTTP/2 connection with no open stream for this long is closed (GOAWAY). */
 export const H2_IDLE_SESSION_MS = 120_000;
 
+/**
+ * Time a client has to complete the TLS handshake. Node's default (120 s) lets a client that
+ * opens connections and never finishes a handshake hold them for two minutes each.
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -70,6 +76,8 @@ export interface SecureListenerOptions {
   readonly keepAliveTimeoutMs?: number | undefined;
   /** Time allowed to receive a request's headers (slowloris defence). */
   readonly headersTimeoutMs?: number | undefined;
+  /** Time allowed for the TLS handshake (default TLS_HANDSHAKE_TIMEOUT_MS). */
+  readonly handshakeTimeoutMs?: number | undefined;
   /**
    * Request guard, client limits and Upgrade handling (src/server/client-limits.ts), as on
    * plain HTTP listeners; they override keepAliveTimeoutMs and headersTimeoutMs.
@@ -122,10 +130,12 @@ export class SecureListener implements ClientListener {
       noDelay: true,
     };
     const certs = options.certificates;
+    const handshakeTimeout = options.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
     if (certs !== undefined && options.http2) {
       const server = createSecureServer({
         ...certs.defaults,
         SNICallback: certs.sniCallback,
+        handshakeTimeout,
         allowHTTP1: true,
         settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS },
       });
@@ -141,7 +151,7 @@ export class SecureListener implements ClientListener {
       this.server = server;
     } else if (certs !== undefined) {
       const server = createHttpsServer(
-        { ...certs.defaults, SNICallback: certs.sniCallback, ...http1Options },
+        { ...certs.defaults, SNICallback: certs.sniCallback, handshakeTimeout, ...http1Options },
         onRequest,
       );
       this.http1 = server;

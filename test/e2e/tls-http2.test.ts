@@ -12,7 +12,7 @@ import {
   type IncomingHttpHeaders,
 } from 'node:http2';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { promisify } from 'node:util';
@@ -758,4 +758,25 @@ void test('an HTTP/2 stream cancelled by the client (RST_STREAM) stops the upstr
   assert.equal(closedAtBackend, 1, 'the backend connection of that request was closed');
   // The session itself is fine: the next stream works.
   assert.equal((await h2request(session, { ':path': '/again' })).headers[':status'], 200);
+});
+
+void test('a client that never completes the TLS handshake is disconnected after the handshake timeout', async (t) => {
+  const { ListenerCertificates, loadCertificateSet } =
+    await import('../../src/server/tls-certificates.js');
+  const tls = { cert: localhost.certFile, key: localhost.keyFile, minVersion: 'TLSv1.2' as const };
+  const listener = new SecureListener({
+    address: { host: '127.0.0.1', port: 0 },
+    onRequest: (_req, res) => res.end('ok'),
+    certificates: new ListenerCertificates(await loadCertificateSet(tls, 0, pki.dir), 0),
+    http2: true,
+    handshakeTimeoutMs: 200,
+  });
+  const { port } = await listener.listen();
+  t.after(() => listener.close(100));
+  const started = performance.now();
+  const silent = connect({ host: '127.0.0.1', port });
+  silent.on('error', () => {});
+  await once(silent, 'close');
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed >= 150 && elapsed < 5_000, `closed after ${Math.round(elapsed)} ms`);
 });
