@@ -12,7 +12,7 @@
  */
 import { Registry, type Metric } from 'prom-client';
 import { LATENCY_BOUNDS_MS, PROMETHEUS_BOUNDS_MS } from '../upstream/latency-histogram.js';
-import type { BackendSnapshot, PoolSnapshot, Snapshot } from './snapshot.js';
+import type { BackendSnapshot, PoolSnapshot, Snapshot, TcpListenerCounters } from './snapshot.js';
 
 type Labels = Record<string, string | number>;
 interface Sample {
@@ -120,6 +120,18 @@ const FAMILIES: readonly [string, MetricType, string, (s: Snapshot) => Sample[]]
     (s) => eachBackend(s, (pool, b) => [{ labels: labels(pool, b), value: b.ejections }]),
   ],
   [
+    'anubis_backend_bytes_received_total',
+    'counter',
+    'TCP mode: bytes received from a tcp:// backend (passed on to clients).',
+    (s) => eachTcpBackend(s, (pool, b) => [{ labels: labels(pool, b), value: b.bytesIn }]),
+  ],
+  [
+    'anubis_backend_bytes_sent_total',
+    'counter',
+    'TCP mode: bytes sent to a tcp:// backend (received from clients).',
+    (s) => eachTcpBackend(s, (pool, b) => [{ labels: labels(pool, b), value: b.bytesOut }]),
+  ],
+  [
     'anubis_pool_queue_length',
     'gauge',
     'Requests waiting for a backend of the pool.',
@@ -150,6 +162,24 @@ const FAMILIES: readonly [string, MetricType, string, (s: Snapshot) => Sample[]]
     (s) => s.listeners.map((l) => ({ labels: { listener: l.address }, value: l.connections })),
   ],
   [
+    'anubis_tcp_connections_total',
+    'counter',
+    'TCP mode: client connections accepted, by listener.',
+    (s) => eachTcpListener(s, (l) => l.connections),
+  ],
+  [
+    'anubis_tcp_connect_failures_total',
+    'counter',
+    'TCP mode: client connections closed because no backend could be connected, by listener.',
+    (s) => eachTcpListener(s, (l) => l.connectFailures),
+  ],
+  [
+    'anubis_tcp_refused_connections_total',
+    'counter',
+    'TCP mode: client connections closed at accept because maxConnections were open, by listener.',
+    (s) => eachTcpListener(s, (l) => l.refused),
+  ],
+  [
     'anubis_workers',
     'gauge',
     'Worker processes that answered the scrape.',
@@ -168,6 +198,26 @@ function eachBackend(
   read: (pool: PoolSnapshot, backend: BackendSnapshot) => Sample[],
 ): Sample[] {
   return snapshot.pools.flatMap((pool) => pool.backends.flatMap((b) => read(pool, b)));
+}
+
+/** Like eachBackend, for tcp:// backends only (byte counters mean nothing for http ones). */
+function eachTcpBackend(
+  snapshot: Snapshot,
+  read: (pool: PoolSnapshot, backend: BackendSnapshot) => Sample[],
+): Sample[] {
+  return eachBackend(snapshot, (pool, b) => (b.url.startsWith('tcp:') ? read(pool, b) : []));
+}
+
+/** One sample per `mode: tcp` listener, labelled by its address. */
+function eachTcpListener(
+  snapshot: Snapshot,
+  read: (counters: TcpListenerCounters) => number,
+): Sample[] {
+  const samples: Sample[] = [];
+  for (const l of snapshot.listeners) {
+    if (l.tcp !== undefined) samples.push({ labels: { listener: l.address }, value: read(l.tcp) });
+  }
+  return samples;
 }
 
 /** Cumulative `_bucket` samples at the Prometheus bounds, then `_sum` and `_count`. */

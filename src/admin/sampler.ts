@@ -12,7 +12,7 @@
  * starts from zero, so a negative difference is read as "everything since it came back".
  */
 import { quantileFromBuckets } from '../upstream/latency-histogram.js';
-import type { BackendSnapshot, PoolSnapshot, Snapshot } from './snapshot.js';
+import type { BackendSnapshot, ListenerSnapshot, PoolSnapshot, Snapshot } from './snapshot.js';
 
 export interface BackendView {
   readonly id: string;
@@ -41,6 +41,9 @@ export interface BackendView {
   readonly retries: number;
   readonly ejections: number;
   readonly backup: boolean;
+  /** TCP mode: bytes received from / sent to the backend, cumulative (0 for http backends). */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
 }
 
 export interface PoolView {
@@ -61,6 +64,8 @@ export interface PoolsView {
   /** Length of the window the rates and quantiles cover, in seconds. */
   readonly windowSeconds: number;
   readonly pools: readonly PoolView[];
+  /** Open connections per listener; `mode: tcp` ones also carry cumulative TCP counters. */
+  readonly listeners: readonly ListenerSnapshot[];
 }
 
 /** API reads take a fresh snapshot (shared by concurrent callers): they must see the latest change. */
@@ -187,6 +192,7 @@ export function buildView(newest: Snapshot, base: Snapshot | undefined): PoolsVi
     at: new Date(newest.at).toISOString(),
     workers: newest.workers,
     windowSeconds: seconds,
+    listeners: newest.listeners,
     pools: newest.pools.map((pool) => {
       const before = new Map<string, BackendSnapshot>();
       for (const b of basePools.get(pool.name)?.backends ?? []) before.set(b.id, b);
@@ -233,6 +239,8 @@ export function buildView(newest: Snapshot, base: Snapshot | undefined): PoolsVi
             retries: backend.retries,
             ejections: backend.ejections,
             backup: backend.backup,
+            bytesIn: backend.bytesIn,
+            bytesOut: backend.bytesOut,
           };
         }),
       };

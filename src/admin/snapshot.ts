@@ -7,10 +7,12 @@
  * With several workers, the primary merges one snapshot per worker (`mergeSnapshots`):
  * counters and active requests add up; the latency EWMA is the request-weighted mean; a
  * backend is reported healthy only when every worker sees it healthy (`healthyWorkers` says
- * how many do).
+ * how many do). TCP listeners' counters (connections, connect failures, refused) add up
+ * per listener address.
  */
 import type { Server } from 'node:net';
 import type { LoadBalancer } from '../load-balancer.js';
+import { TcpListener } from '../server/tcp-listener.js';
 import type { Backend } from '../upstream/backend.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 
@@ -37,6 +39,9 @@ export interface BackendSnapshot {
   readonly ejections: number;
   /** A backup backend takes requests only when every primary is down. */
   readonly backup: boolean;
+  /** TCP mode: bytes received from / sent to this backend (0 for http backends). */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
   /** Workers reporting this backend, and how many of them see it healthy. */
   readonly workers: number;
   readonly healthyWorkers: number;
@@ -68,6 +73,29 @@ export interface Snapshot {
 export interface ListenerSnapshot {
   readonly address: string;
   readonly connections: number;
+  /** `mode: tcp` listeners only: cumulative counters (src/proxy/tcp-proxy.ts, tcp-listener.ts). */
+  readonly tcp?: TcpListenerCounters;
+}
+
+export interface TcpListenerCounters {
+  /** Client connections accepted. */
+  readonly connections: number;
+  /** Client connections closed because no backend could be connected. */
+  readonly connectFailures: number;
+  /** Client connections closed at accept because `maxConnections` were open. */
+  readonly refused: number;
+}
+
+function addTcpCounters(
+  a: TcpListenerCounters | undefined,
+  b: TcpListenerCounters | undefined,
+): TcpListenerCounters | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return {
+    connections: a.connections + b.connections,
+    connectFailures: a.connectFailures + b.connectFailures,
+    refused: a.refused + b.refused,
+  };
 }
 
 export function snapshotBackend(backend: Backend): BackendSnapshot {
@@ -89,6 +117,8 @@ export function snapshotBackend(backend: Backend): BackendSnapshot {
     retries: backend.retries,
     ejections: backend.ejections,
     backup: backend.backup,
+    bytesIn: backend.bytesIn,
+    bytesOut: backend.bytesOut,
     workers: 1,
     healthyWorkers: backend.healthy ? 1 : 0,
   };
@@ -114,12 +144,20 @@ function openConnections(server: Server): Promise<number> {
 
 /** Snapshot of a load balancer running in this process. */
 export async function takeSnapshot(balancer: LoadBalancer): Promise<Snapshot> {
+  // TCP byte counters are brought up to date once a second; a snapshot wants them exact.
+  for (const l of balancer.listeners) if (l instanceof TcpListener) l.proxy.countBytes();
   const pools = [...balancer.pools.values()].map(snapshotPool);
   const listeners = await Promise.all(
-    balancer.listeners.map(async (l) => ({
-      address: l.addressText,
-      connections: await openConnections(l.server),
-    })),
+    balancer.listeners.map(async (l): Promise<ListenerSnapshot> => {
+      const connections = await openConnections(l.server);
+      if (!(l instanceof TcpListener)) return { address: l.addressText, connections };
+      const { connectionsTotal, connectFailures } = l.proxy;
+      return {
+        address: l.addressText,
+        connections,
+        tcp: { connections: connectionsTotal, connectFailures, refused: l.refused },
+      };
+    }),
   );
   return { at: Date.now(), workers: 1, pools, listeners };
 }
@@ -155,6 +193,8 @@ export function mergeBackend(a: BackendSnapshot, b: BackendSnapshot): BackendSna
     latencySumMs: a.latencySumMs + b.latencySumMs,
     retries: a.retries + b.retries,
     ejections: a.ejections + b.ejections,
+    bytesIn: a.bytesIn + b.bytesIn,
+    bytesOut: a.bytesOut + b.bytesOut,
     workers: a.workers + b.workers,
     healthyWorkers: a.healthyWorkers + b.healthyWorkers,
   };
@@ -185,20 +225,30 @@ export function mergeSnapshots(snapshots: readonly Snapshot[]): Snapshot {
       }
     }
   }
-  const connections = new Map<string, number>();
+  const listeners = new Map<string, ListenerSnapshot>();
   for (const snapshot of snapshots) {
-    for (const l of snapshot.listeners) {
-      connections.set(l.address, (connections.get(l.address) ?? 0) + l.connections);
-    }
+    for (const l of snapshot.listeners)
+      listeners.set(l.address, mergeListener(listeners.get(l.address), l));
   }
   return {
     at: Date.now(),
     workers: snapshots.reduce((n, s) => n + s.workers, 0),
-    listeners: [...connections].map(([address, count]) => ({ address, connections: count })),
+    listeners: [...listeners.values()],
     pools: [...pools.values()].map(({ pool, backends }) => ({
       ...pool,
       backends: [...backends.values()],
     })),
+  };
+}
+
+/** The same listener in two workers: open connections and TCP counters add up. */
+function mergeListener(a: ListenerSnapshot | undefined, b: ListenerSnapshot): ListenerSnapshot {
+  if (a === undefined) return b;
+  const tcp = addTcpCounters(a.tcp, b.tcp);
+  return {
+    address: a.address,
+    connections: a.connections + b.connections,
+    ...(tcp === undefined ? {} : { tcp }),
   };
 }
 
@@ -216,8 +266,15 @@ export function retireSnapshot(retired: Snapshot | undefined, last: Snapshot): S
 export function withRetired(live: Snapshot, retired: Snapshot | undefined): Snapshot {
   if (retired === undefined) return live;
   const retiredPools = new Map(retired.pools.map((p) => [p.name, p]));
+  const retiredTcp = new Map(retired.listeners.map((l) => [l.address, l.tcp]));
   return {
     ...live,
+    listeners: live.listeners.map((l) => {
+      const tcp = retiredTcp.get(l.address);
+      return tcp === undefined || l.tcp === undefined
+        ? l
+        : { ...l, tcp: addTcpCounters(l.tcp, tcp) as TcpListenerCounters };
+    }),
     pools: live.pools.map((pool) => {
       const old = retiredPools.get(pool.name);
       if (old === undefined) return pool;
@@ -239,6 +296,8 @@ export function withRetired(live: Snapshot, retired: Snapshot | undefined): Snap
             latencySumMs: backend.latencySumMs + gone.latencySumMs,
             retries: backend.retries + gone.retries,
             ejections: backend.ejections + gone.ejections,
+            bytesIn: backend.bytesIn + gone.bytesIn,
+            bytesOut: backend.bytesOut + gone.bytesOut,
           };
         }),
       };

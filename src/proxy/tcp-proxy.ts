@@ -21,7 +21,14 @@
  * brought up to date from the sockets' own counters (bytesRead/bytesWritten) once a second
  * while connections are open and when each one closes: nothing runs per chunk beyond the
  * pipes themselves (a counting 'data' listener on each socket cost ~10% of small-message
- * throughput, bench/tcp-pipe-baseline.ts).
+ * throughput, bench/tcp-pipe-baseline.ts); a scrape brings them up to date first
+ * (`TcpProxy.countBytes`, called by src/admin/snapshot.ts).
+ *
+ * Open sessions are also kept in a registry per backend, so that a backend removed at runtime
+ * (admin API, DNS discovery, reload) can have its connections drained and then cut:
+ * `closeTcpSessions(backend, timeoutMs)`, called by src/reload/upgraded-drain.ts on the pool's
+ * `backend-removed` event. Kept backends keep their objects on a reload, so their sessions are
+ * never touched.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -58,6 +65,58 @@ export function tcpTarget(url: string): { host: string; port: number } {
   return { host, port: Number(parsed.port) };
 }
 
+/** Open sessions by the backend they are connected (or connecting) to. */
+const sessionsByBackend = new Map<Backend, Set<TcpSession>>();
+/** Drains waiting for a backend's last session to end (closeTcpSessions). */
+const drainWaiters = new Map<Backend, (() => void)[]>();
+
+function registerSession(backend: Backend, session: TcpSession): void {
+  let set = sessionsByBackend.get(backend);
+  if (set === undefined) {
+    set = new Set();
+    sessionsByBackend.set(backend, set);
+  }
+  set.add(session);
+}
+
+function unregisterSession(backend: Backend, session: TcpSession): void {
+  const set = sessionsByBackend.get(backend);
+  if (set === undefined || !set.delete(session) || set.size > 0) return;
+  sessionsByBackend.delete(backend);
+  const waiters = drainWaiters.get(backend);
+  if (waiters === undefined) return;
+  drainWaiters.delete(backend);
+  for (const wake of waiters) wake();
+}
+
+/** TCP connections open to `backend` right now (all listeners). */
+export function tcpSessionCount(backend: BackendView): number {
+  return sessionsByBackend.get(backend as Backend)?.size ?? 0;
+}
+
+/**
+ * Lets the TCP connections to `backend` end by themselves for at most `timeoutMs`, then cuts
+ * those still open (both sides: the bytes are opaque, anubis has no protocol-level goodbye to
+ * send). Resolves with the number of connections that had to be cut.
+ */
+export async function closeTcpSessions(backend: BackendView, timeoutMs: number): Promise<number> {
+  const key = backend as Backend;
+  if ((sessionsByBackend.get(key)?.size ?? 0) === 0) return 0;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    const waiters = drainWaiters.get(key) ?? [];
+    waiters.push(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    drainWaiters.set(key, waiters);
+  });
+  const left = [...(sessionsByBackend.get(key) ?? [])];
+  for (const session of left) session.destroy();
+  return left.length;
+}
+
 export class TcpProxy {
   readonly options: TcpProxyOptions;
   /** Sessions open right now (for draining and metrics). */
@@ -79,14 +138,14 @@ export class TcpProxy {
     const session = new TcpSession(this, client);
     this.sessions.add(session);
     if (this.counterTimer === undefined) {
-      this.counterTimer = setInterval(this.updateCounters, BYTE_COUNTER_INTERVAL_MS);
+      this.counterTimer = setInterval(this.countBytes, BYTE_COUNTER_INTERVAL_MS);
       this.counterTimer.unref();
     }
     session.start();
   };
 
   /** Adds the bytes moved since the last update to each open session's backend. */
-  private readonly updateCounters = (): void => {
+  readonly countBytes = (): void => {
     for (const session of this.sessions) session.countBytes();
   };
 
@@ -170,6 +229,7 @@ class TcpSession implements PickContext {
     }
     this.attempts++;
     this.backend = backend;
+    registerSession(backend, this);
     backend.requestStarted();
     const { host, port } = tcpTarget(backend.url);
     const upstream = connect({ host, port, allowHalfOpen: true, noDelay: true });
@@ -229,6 +289,7 @@ class TcpSession implements PickContext {
     this.openSockets--;
     this.upstream = undefined;
     backend.requestEnded(true);
+    unregisterSession(backend, this);
     this.backend = undefined;
     this.upstreamFailed = false;
     if (this.client.destroyed) this.finish();
@@ -290,7 +351,11 @@ class TcpSession implements PickContext {
     if (this.ended) return;
     this.ended = true;
     this.countBytes();
-    this.backend?.requestEnded(this.upstreamFailed);
+    const backend = this.backend;
+    if (backend !== undefined) {
+      backend.requestEnded(this.upstreamFailed);
+      unregisterSession(backend, this);
+    }
     this.proxy.sessionEnded(this);
   }
 

@@ -39,6 +39,8 @@ function backend(id: string, over: Partial<BackendSnapshot> = {}): BackendSnapsh
     retries: 0,
     ejections: 0,
     backup: false,
+    bytesIn: 0,
+    bytesOut: 0,
     workers: 1,
     healthyWorkers: 1,
     ...over,
@@ -118,6 +120,33 @@ void test('a restarted worker does not make counters go backwards', () => {
   assert.equal(added?.requests, 0);
 });
 
+void test('TCP mode: byte counters and listener counters add up across workers and restarts', () => {
+  const tcpSnapshot = (bytesIn: number, connections: number): Snapshot => ({
+    ...snapshot(1, [backend('t', { url: 'tcp://127.0.0.1:1', bytesIn, bytesOut: 1 })]),
+    listeners: [
+      {
+        address: '127.0.0.1:9000',
+        connections: 1,
+        tcp: { connections, connectFailures: 1, refused: 2 },
+      },
+    ],
+  });
+  const merged = mergeSnapshots([tcpSnapshot(100, 5), tcpSnapshot(20, 3)]);
+  assert.equal(merged.pools[0]?.backends[0]?.bytesIn, 120);
+  assert.equal(merged.pools[0]?.backends[0]?.bytesOut, 2);
+  assert.deepEqual(merged.listeners, [
+    {
+      address: '127.0.0.1:9000',
+      connections: 2,
+      tcp: { connections: 8, connectFailures: 2, refused: 4 },
+    },
+  ]);
+  const combined = withRetired(tcpSnapshot(7, 1), retireSnapshot(undefined, merged));
+  assert.equal(combined.pools[0]?.backends[0]?.bytesIn, 127);
+  assert.deepEqual(combined.listeners[0]?.tcp, { connections: 9, connectFailures: 3, refused: 6 });
+  assert.equal(combined.listeners[0]?.connections, 1, 'open connections come from live workers');
+});
+
 void test('view: rates, error rate and share over the window', () => {
   const buckets = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
   const later = buckets.slice();
@@ -186,6 +215,12 @@ void test('metrics: Prometheus text with cumulative histogram buckets in seconds
   assert.match(text, /anubis_pool_mode\{pool="p",mode="normal"\} 1/);
   assert.match(text, /anubis_pool_queue_length\{pool="p"\} 0/);
   assert.match(text, /anubis_backend_retries_total\{pool="p",backend="a\\"x"\} 0/);
+  assert.doesNotMatch(
+    text,
+    /^anubis_backend_bytes_\w+\{/m,
+    'byte counters are for tcp:// backends',
+  );
+  assert.doesNotMatch(text, /anubis_tcp_connections_total\{/, 'no TCP listener, no sample');
 });
 
 const base = {
@@ -238,6 +273,27 @@ void test('reload names the changed settings that need a restart', () => {
     't',
   );
   assert.deepEqual(restartOnlyChanges(current, next), ['workers', 'admin', 'log.format']);
+  const tcp = validateConfig(
+    {
+      ...base,
+      workers: 2,
+      admin: { address: '127.0.0.1:9090' },
+      listeners: [
+        { address: '127.0.0.1:8080', pool: 'p', mode: 'tcp' },
+        { address: '127.0.0.1:8081', pool: 'web' },
+      ],
+      pools: {
+        p: { backends: [{ url: 'tcp://127.0.0.1:9001' }] },
+        web: { backends: [{ url: 'http://127.0.0.1:9002' }] },
+      },
+    },
+    't',
+  );
+  assert.deepEqual(
+    restartOnlyChanges(current, tcp),
+    ['listeners[0] (127.0.0.1:8080: http → tcp)'],
+    'a listener kept at its address whose kind changed; a new address is no restart',
+  );
 });
 
 void test('reloads run one after the other, even when one fails', async () => {
