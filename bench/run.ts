@@ -62,6 +62,9 @@ async function runPick(options: BenchOptions, notes: string[]): Promise<unknown>
   });
 }
 
+/** The run's temp directory (configs, logs), removed at the end or on Ctrl-C. */
+let tempDir: string | undefined;
+
 async function main(): Promise<number> {
   const options = parseBenchArgs(process.argv.slice(2));
   if (options.help) {
@@ -93,6 +96,7 @@ async function main(): Promise<number> {
   }
   pinSelf(ctxBase.loadCpus);
   const dir = mkdtempSync(join(tmpdir(), 'anubis-bench-'));
+  tempDir = dir;
   const ctx: BenchContext = { ...ctxBase, dir };
   const startedAt = new Date().toISOString();
   const machine = {
@@ -182,7 +186,10 @@ async function main(): Promise<number> {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     log(`${signal}: stopping the bench's processes`);
-    void stopAllProcesses().finally(() => process.exit(130));
+    void stopAllProcesses().finally(() => {
+      if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+      process.exit(130);
+    });
   });
 }
 
