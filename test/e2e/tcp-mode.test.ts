@@ -1,6 +1,7 @@
 // TCP mode (layer 4) through real sockets: echo, balancing and counters, a backend dying
 // mid-stream, retry on connect failure, connection limit, idle timeout, half-close, drain,
-// back-pressure towards a slow reader, and a large transfer in bounded memory.
+// back-pressure towards a slow reader, a large transfer in bounded memory, counters in the
+// admin API and /metrics, and connections to removed backends drained then cut.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -8,9 +9,11 @@ import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createLoadBalancer, type LoadBalancer } from '../../src/load-balancer.js';
 import { TcpListener } from '../../src/server/tcp-listener.js';
+import { backendIdFromUrl } from '../../src/upstream/backend.js';
 import type { UpstreamPool } from '../../src/upstream/pool.js';
 import { freePort } from '../helpers/servers.js';
 
@@ -376,3 +379,170 @@ void test('admin API: a tcp:// backend added at runtime takes connections; an ht
   for (let i = 0; i < 4; i++) seen.add(await exchange(port, 'x'));
   assert.deepEqual(seen, new Set(['a:x', 'b:x']));
 });
+
+/** A connection to anubis that collects what it receives and records when it closed. */
+async function openClient(port: number): Promise<{
+  socket: Socket;
+  received: () => string;
+  closedAt: Promise<number>;
+}> {
+  const socket = connect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  let received = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => (received += chunk));
+  const closedAt = new Promise<number>((resolve) =>
+    socket.once('close', () => resolve(performance.now())),
+  );
+  await once(socket, 'connect');
+  return { socket, received: () => received, closedAt };
+}
+
+void test('counters through the admin API and /metrics: bytes, connections, connect failures, refused', async (t) => {
+  const a = await startTcpBackend('a');
+  const dead = `tcp://127.0.0.1:${await freePort()}`;
+  const [portDb, portGone] = [await freePort(), await freePort()];
+  const lb = await createLoadBalancer({
+    workers: 1,
+    log: { level: 'silent' },
+    admin: { address: '127.0.0.1:0' },
+    listeners: [
+      { address: `127.0.0.1:${portDb}`, pool: 'db', mode: 'tcp', tcp: { maxConnections: 1 } },
+      { address: `127.0.0.1:${portGone}`, pool: 'gone', mode: 'tcp' },
+    ],
+    pools: { db: { backends: [{ url: a.url }] }, gone: { backends: [{ url: dead }] } },
+  } as unknown as ConfigInput);
+  const held: Socket[] = [];
+  t.after(async () => {
+    for (const socket of held) socket.destroy();
+    await lb.close(500);
+    await a.close();
+  });
+  const admin = `http://127.0.0.1:${(lb.admin as NonNullable<typeof lb.admin>).boundAddress().port}`;
+  assert.equal(await exchange(portDb, 'hello'), 'a:hello');
+  // A connection left open: its bytes are counted at the scrape, not only when it closes.
+  const open = await openClient(portDb);
+  held.push(open.socket);
+  open.socket.write('x');
+  await until(() => open.received() === 'a:x');
+  // maxConnections: 1 is reached: the next connection is closed at accept.
+  const extra = await openClient(portDb);
+  held.push(extra.socket);
+  await extra.closedAt;
+  assert.equal(await exchange(portGone, 'x'), '', 'no backend: closed without a byte');
+
+  const view = (await (await fetch(`${admin}/api/pools`)).json()) as {
+    pools: { name: string; backends: { bytesIn: number; bytesOut: number }[] }[];
+    listeners: { address: string; tcp?: Record<string, number> }[];
+  };
+  const db = view.pools.find((p) => p.name === 'db')?.backends[0];
+  assert.equal(db?.bytesOut, 'hello'.length + 'x'.length);
+  assert.equal(db?.bytesIn, 'a:hello'.length + 'a:x'.length);
+  const tcpOf = (port: number): Record<string, number> | undefined =>
+    view.listeners.find((l) => l.address === `127.0.0.1:${port}`)?.tcp;
+  assert.deepEqual(tcpOf(portDb), { connections: 2, connectFailures: 0, refused: 1 });
+  assert.deepEqual(tcpOf(portGone), { connections: 1, connectFailures: 1, refused: 0 });
+
+  const metrics = await (await fetch(`${admin}/metrics`)).text();
+  const id = backendIdFromUrl(a.url);
+  for (const line of [
+    `anubis_backend_bytes_received_total{pool="db",backend="${id}"} 10`,
+    `anubis_backend_bytes_sent_total{pool="db",backend="${id}"} 6`,
+    `anubis_tcp_connections_total{listener="127.0.0.1:${portDb}"} 2`,
+    `anubis_tcp_refused_connections_total{listener="127.0.0.1:${portDb}"} 1`,
+    `anubis_tcp_connect_failures_total{listener="127.0.0.1:${portDb}"} 0`,
+    `anubis_tcp_connect_failures_total{listener="127.0.0.1:${portGone}"} 1`,
+  ]) {
+    assert.ok(metrics.split('\n').includes(line), `/metrics has ${line}`);
+  }
+});
+
+void test(
+  'a tcp:// backend removed through the admin API: its connections are cut after drainTimeout',
+  { timeout: 10_000 },
+  async (t) => {
+    const a = await startTcpBackend('a');
+    const b = await startTcpBackend('b');
+    const lb = await createLoadBalancer({
+      workers: 1,
+      log: { level: 'silent' },
+      drainTimeout: '400ms',
+      admin: { address: '127.0.0.1:0' },
+      listeners: [{ address: '127.0.0.1:0', pool: 'db', mode: 'tcp' }],
+      pools: { db: { backends: [{ url: a.url }, { url: b.url }], strategy: 'round-robin' } },
+    } as unknown as ConfigInput);
+    const clients: Socket[] = [];
+    t.after(async () => {
+      for (const socket of clients) socket.destroy();
+      await lb.close(500);
+      await Promise.all([a.close(), b.close()]);
+    });
+    const port = (lb.addresses()[0] as AddressInfo).port;
+    const admin = `http://127.0.0.1:${(lb.admin as NonNullable<typeof lb.admin>).boundAddress().port}`;
+    const toA = await openClient(port);
+    const toB = await openClient(port);
+    clients.push(toA.socket, toB.socket);
+    await until(() => toA.received() === 'a:' && toB.received() === 'b:');
+    const removedAt = performance.now();
+    const removed = await fetch(`${admin}/api/pools/db/backends/${backendIdFromUrl(a.url)}`, {
+      method: 'DELETE',
+    });
+    assert.ok(removed.status < 300, `DELETE answered ${removed.status}`);
+    // Still open while the drain runs (the connection is silent: it would never end by itself).
+    await sleep(150);
+    toA.socket.write('still');
+    await until(() => toA.received() === 'a:still');
+    const cutAfter = (await toA.closedAt) - removedAt;
+    assert.ok(cutAfter >= 300 && cutAfter < 5_000, `cut ${Math.round(cutAfter)} ms after removal`);
+    await until(() => a.sockets.size === 0); // the backend's side is closed too
+    // The other backend's connection is untouched.
+    toB.socket.write('on');
+    await until(() => toB.received() === 'b:on');
+  },
+);
+
+void test(
+  'a reload that drops a tcp:// backend cuts its connections after drainTimeout; kept ones stay',
+  { timeout: 10_000 },
+  async (t) => {
+    const a = await startTcpBackend('a');
+    const b = await startTcpBackend('b');
+    const config = (backends: string[]): ConfigInput =>
+      ({
+        workers: 1,
+        log: { level: 'silent' },
+        drainTimeout: '300ms',
+        listeners: [{ address: '127.0.0.1:0', pool: 'db', mode: 'tcp' }],
+        pools: { db: { backends: backends.map((url) => ({ url })), strategy: 'round-robin' } },
+      }) as unknown as ConfigInput;
+    const lb = await createLoadBalancer(config([a.url, b.url]));
+    const clients: Socket[] = [];
+    t.after(async () => {
+      for (const socket of clients) socket.destroy();
+      await lb.close(500);
+      await Promise.all([a.close(), b.close()]);
+    });
+    const port = (lb.addresses()[0] as AddressInfo).port;
+    const toA = await openClient(port);
+    const toB = await openClient(port);
+    clients.push(toA.socket, toB.socket);
+    await until(() => toA.received() === 'a:' && toB.received() === 'b:');
+    const reloadedAt = performance.now();
+    const summary = await lb.reload(validateConfig(config([b.url]), 'reload'));
+    assert.deepEqual(summary.backends.removed, [`db/${backendIdFromUrl(a.url)}`]);
+    const cutAfter = (await toA.closedAt) - reloadedAt;
+    assert.ok(
+      cutAfter >= 200 && cutAfter < 5_000,
+      `cut ${Math.round(cutAfter)} ms after the reload`,
+    );
+    // Well past the drain timeout, the kept backend's connection still carries bytes both ways.
+    await sleep(500);
+    toB.socket.write('kept');
+    await until(() => toB.received() === 'b:kept');
+    assert.equal(toB.socket.destroyed, false);
+    const pool = lb.pools.get('db') as UpstreamPool;
+    assert.equal(pool.backends[0]?.active, 1, 'the kept connection still counts as active');
+    // New connections go to the kept backend only.
+    assert.equal(await exchange(port, 'n'), 'b:n');
+  },
+);
