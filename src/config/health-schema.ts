@@ -9,33 +9,7 @@
  * configuration, active checks only when `health.active` is given.
  */
 import { z } from 'zod';
-import { parseDuration, parseSize } from './units.js';
-
-// Local copies of schema.ts's `duration` and `byteSize` (importing them would be a cycle:
-// schema.ts imports this module).
-const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected a duration such as 250ms, 5s or 1m (or milliseconds as a number), found ${JSON.stringify(value)}`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  const bytes = parseSize(value);
-  if (bytes === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected a size such as 16kb or 1mb (or bytes as a number), found ${JSON.stringify(value)}`,
-    });
-    return z.NEVER;
-  }
-  return bytes;
-});
+import { byteSize, duration } from './value-schemas.js';
 
 /** `200-399`, `200`, or a number: the statuses an HTTP check accepts. */
 const statusRange = z.union([z.number().int(), z.string()]).transform((value, ctx) => {

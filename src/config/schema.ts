@@ -12,43 +12,10 @@ import { checkListeners } from './listener-rules.js';
 import { isProvidedStrategy, providedName, type ProvidedStrategy } from '../strategies/provided.js';
 import { adminSchema, checkAdminAddress } from './admin-schema.js';
 import { concurrencySchema, healthSchema, retrySchema } from './health-schema.js';
-import { cidrError, parseDuration, parseListenAddress, parseSize } from './units.js';
+import { cidrError, parseListenAddress } from './units.js';
+import { byteSize, duration, listenAddress } from './value-schemas.js';
 
-export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected a duration such as 250ms, 5s or 1m (or milliseconds as a number), found ${JSON.stringify(value)}`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-export const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  const bytes = parseSize(value);
-  if (bytes === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected a size such as 16kb or 1mb (or bytes as a number), found ${JSON.stringify(value)}`,
-    });
-    return z.NEVER;
-  }
-  return bytes;
-});
-
-export const listenAddress = z.string().transform((value, ctx) => {
-  const parsed = parseListenAddress(value);
-  if (parsed === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected host:port such as 127.0.0.1:8080, [::1]:8080 or :8080, found ${JSON.stringify(value)}`,
-    });
-    return z.NEVER;
-  }
-  return { ...parsed, text: value };
-});
+export { byteSize, duration, listenAddress };
 
 const cidr = z.string().superRefine((value, ctx) => {
   const message = cidrError(value);

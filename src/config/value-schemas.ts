@@ -1,0 +1,43 @@
+/**
+ * Schemas of the value formats shared by every part of the configuration: durations ("250ms",
+ * "5s", "1m" or milliseconds), sizes ("16kb", "1mb" or bytes) and listen addresses. Parsed to
+ * milliseconds, bytes and {host, port}.
+ */
+import { z } from 'zod';
+import { parseDuration, parseListenAddress, parseSize } from './units.js';
+
+export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a duration such as 250ms, 5s or 1m (or milliseconds as a number), found ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+export const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a size such as 16kb or 1mb (or bytes as a number), found ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+export const listenAddress = z.string().transform((value, ctx) => {
+  const parsed = parseListenAddress(value);
+  if (parsed === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected host:port such as 127.0.0.1:8080, [::1]:8080 or :8080, found ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return { ...parsed, text: value };
+});
