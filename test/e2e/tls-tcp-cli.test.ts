@@ -1,7 +1,8 @@
 /**
  * The real CLI with two worker processes: an HTTPS/HTTP/2 listener whose certificate files are
  * given relative to the configuration file, and a TCP-mode listener. SIGHUP after the
- * certificate files were replaced makes every worker serve the new certificate.
+ * certificate files were replaced makes every worker serve the new certificate. The TCP
+ * counters of both workers add up in the primary's /metrics.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -39,6 +40,7 @@ void test('CLI, 2 workers: HTTPS + HTTP/2 with relative certificate paths, TCP m
   const echoPort = (echo.address() as AddressInfo).port;
   const httpsPort = await freePort();
   const tcpPort = await freePort();
+  const adminPort = await freePort();
   await copyFile(first.certFile, join(pki.dir, 'site.crt'));
   await copyFile(first.keyFile, join(pki.dir, 'site.key'));
   const file = join(pki.dir, 'anubis.yaml');
@@ -46,6 +48,7 @@ void test('CLI, 2 workers: HTTPS + HTTP/2 with relative certificate paths, TCP m
     file,
     [
       'workers: 2',
+      `admin: { address: 127.0.0.1:${adminPort} }`,
       'listeners:',
       `  - { address: 127.0.0.1:${httpsPort}, pool: web, tls: { cert: site.crt, key: site.key } }`,
       `  - { address: 127.0.0.1:${tcpPort}, pool: echo, mode: tcp }`,
@@ -88,6 +91,30 @@ void test('CLI, 2 workers: HTTPS + HTTP/2 with relative certificate paths, TCP m
   socket.end('ping over tcp');
   await once(socket, 'close');
   assert.equal(echoed, 'ping over tcp');
+
+  // More connections (spread over the workers): the primary's /metrics sums every worker.
+  for (let i = 0; i < 6; i++) {
+    const more = connect({ host: '127.0.0.1', port: tcpPort });
+    more.resume();
+    await once(more, 'connect');
+    more.end('ping over tcp');
+    await once(more, 'close');
+  }
+  const expected = [
+    `anubis_tcp_connections_total{listener="127.0.0.1:${tcpPort}"} 7`,
+    `anubis_backend_bytes_sent_total{pool="echo",backend="127.0.0.1:${echoPort}"} ${7 * 13}`,
+    `anubis_backend_bytes_received_total{pool="echo",backend="127.0.0.1:${echoPort}"} ${7 * 13}`,
+    'anubis_workers 2',
+  ];
+  let metrics = '';
+  for (let tries = 0; tries < 50; tries++) {
+    // A session's counters are final once anubis closed both of its sockets: poll briefly.
+    metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    if (expected.every((line) => metrics.split('\n').includes(line))) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  for (const line of expected)
+    assert.ok(metrics.split('\n').includes(line), `/metrics has ${line}`);
 
   const before = await serialAt(httpsPort, pki.ca.cert);
   await copyFile(second.certFile, join(pki.dir, 'site.crt'));
