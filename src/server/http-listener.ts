@@ -11,7 +11,7 @@ import { silentLogger, type Logger } from '../logging/logger.js';
 import { applyClientLimits } from './client-limits.js';
 import type { ListenAddress } from '../config/units.js';
 import { formatAddress } from '../config/units.js';
-import { ListenError } from '../errors.js';
+import { bindServer } from './bind.js';
 
 export interface HttpListenerOptions {
   readonly address: ListenAddress;
@@ -83,16 +83,7 @@ export class HttpListener {
 
   /** Binds the address; resolves with the bound address (useful with port 0). */
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => {
-        reject(new ListenError(formatAddress(this.address.host, this.address.port), error));
-      };
-      this.server.once('error', onError);
-      this.server.listen(this.address.port, this.address.host, () => {
-        this.server.off('error', onError);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return bindServer(this.server, this.address);
   }
 
   /** The bound address (after listen()). */

@@ -41,8 +41,8 @@ import type { Duplex } from 'node:stream';
 import type { ListenAddress } from '../config/units.js';
 import { applyClientLimits, type ClientLimitsOptions } from './client-limits.js';
 import { formatAddress } from '../config/units.js';
-import { ListenError } from '../errors.js';
 import type { ListenerTlsConfig, ListenerCertificates } from './tls-certificates.js';
+import { bindServer } from './bind.js';
 
 /** The HTTP/2 connection preface every h2c client sends first (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -249,16 +249,7 @@ export class SecureListener implements ClientListener {
   }
 
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => {
-        reject(new ListenError(formatAddress(this.address.host, this.address.port), error));
-      };
-      this.server.once('error', onError);
-      this.server.listen(this.address.port, this.address.host, () => {
-        this.server.off('error', onError);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return bindServer(this.server, this.address);
   }
 
   boundAddress(): AddressInfo {

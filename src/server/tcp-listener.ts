@@ -10,9 +10,9 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import type { ListenAddress } from '../config/units.js';
 import { formatAddress } from '../config/units.js';
-import { ListenError } from '../errors.js';
 import type { TcpProxy } from '../proxy/tcp-proxy.js';
 import type { ClientListener } from './secure-listener.js';
+import { bindServer } from './bind.js';
 
 export interface TcpListenerOptions {
   readonly address: ListenAddress;
@@ -43,16 +43,7 @@ export class TcpListener implements ClientListener {
   }
 
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => {
-        reject(new ListenError(formatAddress(this.address.host, this.address.port), error));
-      };
-      this.server.once('error', onError);
-      this.server.listen(this.address.port, this.address.host, () => {
-        this.server.off('error', onError);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return bindServer(this.server, this.address);
   }
 
   boundAddress(): AddressInfo {
