@@ -128,7 +128,10 @@ export async function applyChange(
       const entry = parseBackendEntry(change.backend);
       const mismatch = backendSchemeMismatch(pool.backends, entry.url);
       if (mismatch !== undefined) {
-        throw new AdminRequestError('ANUBIS_ADMIN_BAD_REQUEST', `invalid backend: url: ${mismatch}`);
+        throw new AdminRequestError(
+          'ANUBIS_ADMIN_BAD_REQUEST',
+          `invalid backend: url: ${mismatch}`,
+        );
       }
       const tlsFiles = await readBackendTlsFiles(
         { pools: { [pool.name]: { ...pool.config, backends: [entry] } } },

@@ -14,7 +14,16 @@ test('--version and --help', async () => {
   assert.match(version.stdout, /^anubis \d+\.\d+\.\d+\n$/);
   const help = await runCli(['--help']);
   assert.equal(help.code, 0);
-  for (const flag of ['--config', '--listen', '--backend', '--strategy', '--workers', '--log-level', '--log-format', '--access-log']) {
+  for (const flag of [
+    '--config',
+    '--listen',
+    '--backend',
+    '--strategy',
+    '--workers',
+    '--log-level',
+    '--log-format',
+    '--access-log',
+  ]) {
     assert.ok(help.stdout.includes(flag), `help documents ${flag}`);
   }
 });
@@ -24,14 +33,23 @@ test('check: exit 0 on a valid file, 2 with file and key path on an invalid one'
   t.after(() => rm(dir, { recursive: true, force: true }));
   const good = join(dir, 'good.yaml');
   const bad = join(dir, 'bad.yaml');
-  await writeFile(good, 'listeners: [{address: "127.0.0.1:8080", pool: p}]\npools: {p: {backends: [{url: "http://127.0.0.1:9001"}]}}\n');
-  await writeFile(bad, 'listeners: [{address: "127.0.0.1:8080", pool: p}]\npools: {p: {backends: [{url: "http://127.0.0.1:9001", weight: 0}]}}\n');
+  await writeFile(
+    good,
+    'listeners: [{address: "127.0.0.1:8080", pool: p}]\npools: {p: {backends: [{url: "http://127.0.0.1:9001"}]}}\n',
+  );
+  await writeFile(
+    bad,
+    'listeners: [{address: "127.0.0.1:8080", pool: p}]\npools: {p: {backends: [{url: "http://127.0.0.1:9001", weight: 0}]}}\n',
+  );
   const ok = await runCli(['check', '--config', good]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /configuration is valid/);
   const ko = await runCli(['check', '--config', bad]);
   assert.equal(ko.code, 2);
-  assert.ok(ko.stderr.includes(`${bad}: pools.p.backends[0].weight: expected a number >= 1, found 0`), ko.stderr);
+  assert.ok(
+    ko.stderr.includes(`${bad}: pools.p.backends[0].weight: expected a number >= 1, found 0`),
+    ko.stderr,
+  );
   const missing = await runCli(['check', '--config', join(dir, 'nope.yaml')]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /nope\.yaml: file not found/);
@@ -44,7 +62,16 @@ test('quick start proxies to the given backends and stops cleanly on SIGTERM', a
   const a = await startNamedBackend('a');
   const b = await startNamedBackend('b');
   const port = await freePort();
-  const child = spawnCli(['--listen', `127.0.0.1:${port}`, '--backend', a.url, '--backend', `${b.url},weight=3`, '--workers', '1']);
+  const child = spawnCli([
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--backend',
+    a.url,
+    '--backend',
+    `${b.url},weight=3`,
+    '--workers',
+    '1',
+  ]);
   t.after(async () => {
     await stopChild(child);
     await a.close();
@@ -52,7 +79,8 @@ test('quick start proxies to the given backends and stops cleanly on SIGTERM', a
   });
   await waitForOutput(child, /"msg":"listening"/);
   const seen: string[] = [];
-  for (let i = 0; i < 8; i++) seen.push(await (await request(`http://127.0.0.1:${port}/`)).body.text());
+  for (let i = 0; i < 8; i++)
+    seen.push(await (await request(`http://127.0.0.1:${port}/`)).body.text());
   assert.equal(seen.filter((s) => s === 'a').length, 2);
   assert.equal(seen.filter((s) => s === 'b').length, 6);
   assert.equal(await stopChild(child), 0);
@@ -61,7 +89,14 @@ test('quick start proxies to the given backends and stops cleanly on SIGTERM', a
 test('a port in use is a clear error, exit 1', async (t) => {
   const a = await startNamedBackend('a');
   t.after(() => a.close());
-  const run = await runCli(['--listen', `127.0.0.1:${a.port}`, '--backend', a.url, '--workers', '1']);
+  const run = await runCli([
+    '--listen',
+    `127.0.0.1:${a.port}`,
+    '--backend',
+    a.url,
+    '--workers',
+    '1',
+  ]);
   assert.equal(run.code, 1);
   assert.match(run.stderr, /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE.*\[ANUBIS_LISTEN\]/);
 });
@@ -75,7 +110,8 @@ test('workers: 2 serves through node:cluster and drains on SIGTERM', async (t) =
     await a.close();
   });
   await waitForOutput(child, /"msg":"listening"[\s\S]*"msg":"listening"/, 20_000);
-  for (let i = 0; i < 10; i++) assert.equal(await (await request(`http://127.0.0.1:${port}/`)).body.text(), 'a');
+  for (let i = 0; i < 10; i++)
+    assert.equal(await (await request(`http://127.0.0.1:${port}/`)).body.text(), 'a');
   assert.equal(await stopChild(child), 0);
 });
 

@@ -43,7 +43,11 @@ test('method, path, query bytes, headers and body reach the backend; the answer 
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      res.writeHead(201, { 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], 'x-backend': 'yes' });
+      res.writeHead(201, {
+        'content-type': 'application/json',
+        'set-cookie': ['a=1', 'b=2'],
+        'x-backend': 'yes',
+      });
       res.end(
         JSON.stringify({
           method: req.method,
@@ -69,11 +73,25 @@ test('method, path, query bytes, headers and body reach the backend; the answer 
   assert.equal(res.statusCode, 201);
   assert.deepEqual(res.headers['set-cookie'], ['a=1', 'b=2']);
   assert.equal(res.headers['x-backend'], 'yes');
-  const seen = (await res.body.json()) as { method: string; url: string; headers: Record<string, string>; bodyHash: string; length: number };
+  const seen = (await res.body.json()) as {
+    method: string;
+    url: string;
+    headers: Record<string, string>;
+    bodyHash: string;
+    length: number;
+  };
   assert.equal(seen.method, 'PATCH');
-  assert.equal(seen.url, '/p/a%2Fb?q=%E2%9C%93&x=1&x=2&empty=&raw=a+b', 'the query string arrives byte for byte');
+  assert.equal(
+    seen.url,
+    '/p/a%2Fb?q=%E2%9C%93&x=1&x=2&empty=&raw=a+b',
+    'the query string arrives byte for byte',
+  );
   assert.equal(seen.headers['x-custom'], 'v');
-  assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1', 'a client-sent X-Forwarded-For is not believed');
+  assert.equal(
+    seen.headers['x-forwarded-for'],
+    '127.0.0.1',
+    'a client-sent X-Forwarded-For is not believed',
+  );
   assert.equal(seen.headers['x-forwarded-proto'], 'http');
   assert.equal(seen.headers.via, '1.1 anubis');
   assert.equal(seen.length, payload.length);
@@ -84,7 +102,10 @@ test('every method is proxied, HEAD without a body', async (t) => {
   const backend = await startBackend((req, res) => {
     req.resume();
     req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(req.method?.length) });
+      res.writeHead(200, {
+        'content-type': 'text/plain',
+        'content-length': String(req.method?.length),
+      });
       res.end(req.method);
     });
   });
@@ -106,7 +127,8 @@ test('every method is proxied, HEAD without a body', async (t) => {
 /** Decodes a request body from raw bytes: Content-Length or chunked. */
 function decodeBody(head: string, rest: string): string | undefined {
   const length = /\r\ncontent-length: (\d+)\r\n/i.exec(`${head}\r\n`);
-  if (length !== null) return rest.length >= Number(length[1]) ? rest.slice(0, Number(length[1])) : undefined;
+  if (length !== null)
+    return rest.length >= Number(length[1]) ? rest.slice(0, Number(length[1])) : undefined;
   let body = '';
   let at = 0;
   for (;;) {
@@ -157,7 +179,11 @@ test('a chunked request arrives as one unambiguous request, hop-by-hop headers s
   const head = sent.slice(0, end);
   assert.match(head, /^POST \/upload HTTP\/1\.1\r\n/);
   assert.match(head, /\r\nhost: example\.test(\r\n|$)/i, 'the client Host is kept');
-  assert.equal((head.match(/\r\n(transfer-encoding|content-length):/gi) ?? []).length, 1, 'exactly one framing header');
+  assert.equal(
+    (head.match(/\r\n(transfer-encoding|content-length):/gi) ?? []).length,
+    1,
+    'exactly one framing header',
+  );
   assert.doesNotMatch(head, /x-hop|keep-alive: timeout/i, 'hop-by-hop headers are removed');
   assert.match(head, /\r\nx-forwarded-host: example\.test(\r\n|$)/i);
   assert.equal(decodeBody(head, sent.slice(end + 4)), 'hello world');
@@ -203,7 +229,11 @@ test('a 256 MiB upload and download stream through with bounded memory', async (
       while (left-- > 0) yield chunk;
     })(),
   );
-  const up = await request(`${lb.url}/`, { method: 'POST', body: upload, headers: { 'content-length': String(size) } });
+  const up = await request(`${lb.url}/`, {
+    method: 'POST',
+    body: upload,
+    headers: { 'content-length': String(size) },
+  });
   assert.equal(await up.body.text(), String(size));
 
   const down = await request(`${lb.url}/`);
@@ -213,7 +243,10 @@ test('a 256 MiB upload and download stream through with bounded memory', async (
   clearInterval(sampler);
   // Backend, proxy and client share this process: 2×256 MiB passed through, so buffering
   // either body would show as hundreds of MiB.
-  assert.ok(peak - before < 120 * 1024 * 1024, `RSS grew by ${Math.round((peak - before) / 1048576)} MiB`);
+  assert.ok(
+    peak - before < 120 * 1024 * 1024,
+    `RSS grew by ${Math.round((peak - before) / 1048576)} MiB`,
+  );
 });
 
 test('client keep-alive: many requests share one client connection', async (t) => {
@@ -227,7 +260,8 @@ test('client keep-alive: many requests share one client connection', async (t) =
     await lb.close();
     await backend.close();
   });
-  for (let i = 0; i < 20; i++) assert.equal(await (await request(`${lb.url}/`, { dispatcher: agent })).body.text(), 'k');
+  for (let i = 0; i < 20; i++)
+    assert.equal(await (await request(`${lb.url}/`, { dispatcher: agent })).body.text(), 'k');
   assert.equal(sockets.size, 1);
 });
 

@@ -22,7 +22,8 @@ function collectKeys(schema: unknown, out: Set<string>): Set<string> {
     if (Array.isArray(value)) for (const v of value) collectKeys(v, out);
     else collectKeys(value, out);
   }
-  if (node.$defs !== undefined) for (const v of Object.values(node.$defs as object)) collectKeys(v, out);
+  if (node.$defs !== undefined)
+    for (const v of Object.values(node.$defs as object)) collectKeys(v, out);
   return out;
 }
 
@@ -31,7 +32,9 @@ test('every configuration key is documented in docs/configuration.md', async () 
   const jsonSchema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
   const keys = collectKeys(jsonSchema, new Set());
   assert.ok(keys.size > 10, `expected to find the schema's keys, found ${keys.size}`);
-  const missing = [...keys].filter((key) => !new RegExp(`\`[^\`\\n]*\\b${key}\\b[^\`\\n]*\``).test(docs));
+  const missing = [...keys].filter(
+    (key) => !new RegExp(`\`[^\`\\n]*\\b${key}\\b[^\`\\n]*\``).test(docs),
+  );
   assert.deepEqual(missing, [], `keys missing from docs/configuration.md: ${missing.join(', ')}`);
 });
 
@@ -42,15 +45,29 @@ test('every error code is listed in docs/errors.md, and only those', async () =>
   const walk = async (dir: URL): Promise<void> => {
     for (const entry of await readdir(dir, { withFileTypes: true })) {
       if (entry.isDirectory()) await walk(new URL(`${entry.name}/`, dir));
-      else if (entry.name.endsWith('.ts')) sources.push(await readFile(new URL(entry.name, dir), 'utf8'));
+      else if (entry.name.endsWith('.ts'))
+        sources.push(await readFile(new URL(entry.name, dir), 'utf8'));
     }
   };
   await walk(new URL('src/', root));
-  const codes = new Set(sources.join('\n').match(/'ANUBIS_[A-Z0-9_]+'/g)?.map((c) => c.slice(1, -1)));
+  const codes = new Set(
+    sources
+      .join('\n')
+      .match(/'ANUBIS_[A-Z0-9_]+'/g)
+      ?.map((c) => c.slice(1, -1)),
+  );
   const documented = new Set(docs.match(/`ANUBIS_[A-Z0-9_]+`/g)?.map((c) => c.slice(1, -1)));
   assert.ok(codes.size >= 10);
-  assert.deepEqual([...codes].filter((c) => !documented.has(c)), [], 'codes missing from docs/errors.md');
-  assert.deepEqual([...documented].filter((c) => !codes.has(c)), [], 'docs/errors.md lists codes that no longer exist');
+  assert.deepEqual(
+    [...codes].filter((c) => !documented.has(c)),
+    [],
+    'codes missing from docs/errors.md',
+  );
+  assert.deepEqual(
+    [...documented].filter((c) => !codes.has(c)),
+    [],
+    'docs/errors.md lists codes that no longer exist',
+  );
 });
 
 test('examples/anubis.yaml is a valid configuration', async () => {

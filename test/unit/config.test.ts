@@ -31,10 +31,18 @@ function issuesOf(text: string): string[] {
 test('a valid configuration gets its defaults filled in', () => {
   const config = validateConfig(parseYaml(valid, 'test.yaml'), 'test.yaml');
   assert.equal(config.workers, 2);
-  assert.deepEqual(config.listeners[0]?.address, { host: '127.0.0.1', port: 8080, text: '127.0.0.1:8080' });
+  assert.deepEqual(config.listeners[0]?.address, {
+    host: '127.0.0.1',
+    port: 8080,
+    text: '127.0.0.1:8080',
+  });
   const pool = config.pools.hello;
   assert.ok(pool);
-  assert.equal(pool.backends[1]?.url, 'http://127.0.0.1:9002', 'a trailing slash is normalised away');
+  assert.equal(
+    pool.backends[1]?.url,
+    'http://127.0.0.1:9002',
+    'a trailing slash is normalised away',
+  );
   assert.equal(pool.backends[1]?.weight, 1);
   assert.deepEqual(pool.strategy, { name: 'round-robin', options: {} });
   assert.deepEqual(pool.timeouts, { connect: 5000, headers: 60000, idle: 60000, total: 0 });
@@ -54,24 +62,49 @@ test('every structural problem is reported at once; cross-checks follow once the
     .replace('url: http://127.0.0.1:9001', 'url: ftp://127.0.0.1:9001');
   const issues = issuesOf(text);
   assert.equal(issues.length, 3, issues.join('\n'));
-  assert.ok(issues.some((i) => i.startsWith('workers: expected one of "auto" or a number, found "many"')), issues.join('\n'));
-  assert.ok(issues.some((i) => i.startsWith('pools.hello: unknown key "stratgy"')), issues.join('\n'));
-  assert.ok(issues.some((i) => i.startsWith('pools.hello.backends[0].url: expected an http://, https://')), issues.join('\n'));
+  assert.ok(
+    issues.some((i) => i.startsWith('workers: expected one of "auto" or a number, found "many"')),
+    issues.join('\n'),
+  );
+  assert.ok(
+    issues.some((i) => i.startsWith('pools.hello: unknown key "stratgy"')),
+    issues.join('\n'),
+  );
+  assert.ok(
+    issues.some((i) => i.startsWith('pools.hello.backends[0].url: expected an http://, https://')),
+    issues.join('\n'),
+  );
   const crossChecks = issuesOf(valid.replace('pool: hello', 'pool: helo'));
-  assert.deepEqual(crossChecks, ['listeners[0].pool: expected the name of a pool (hello), found "helo"']);
+  assert.deepEqual(crossChecks, [
+    'listeners[0].pool: expected the name of a pool (hello), found "helo"',
+  ]);
 });
 
 test('durations, addresses and strategies are checked', () => {
   const issues = issuesOf(
     valid
       .replace('address: 127.0.0.1:8080', 'address: localhost')
-      .replace('strategy: round-robin', 'strategy: fastest-please\n    timeouts: { connect: 5 parsecs }'),
+      .replace(
+        'strategy: round-robin',
+        'strategy: fastest-please\n    timeouts: { connect: 5 parsecs }',
+      ),
   );
-  assert.ok(issues.some((i) => i.startsWith('listeners[0].address: expected host:port')), issues.join('\n'));
-  assert.ok(issues.some((i) => i.startsWith('pools.hello.timeouts.connect: expected a duration')), issues.join('\n'));
+  assert.ok(
+    issues.some((i) => i.startsWith('listeners[0].address: expected host:port')),
+    issues.join('\n'),
+  );
+  assert.ok(
+    issues.some((i) => i.startsWith('pools.hello.timeouts.connect: expected a duration')),
+    issues.join('\n'),
+  );
   // Strategy names are checked once the schema itself passes.
-  const strategyIssues = issuesOf(valid.replace('strategy: round-robin', 'strategy: fastest-please'));
-  assert.match(strategyIssues[0] ?? '', /^pools\.hello\.strategy: expected one of round-robin.* found "fastest-please"/);
+  const strategyIssues = issuesOf(
+    valid.replace('strategy: round-robin', 'strategy: fastest-please'),
+  );
+  assert.match(
+    strategyIssues[0] ?? '',
+    /^pools\.hello\.strategy: expected one of round-robin.* found "fastest-please"/,
+  );
 });
 
 test('backend URLs must be bare origins and unique', () => {
@@ -83,16 +116,25 @@ test('backend URLs must be bare origins and unique', () => {
 
 test('missing required sections are named', () => {
   const issues = issuesOf('workers: 1\n');
-  assert.ok(issues.some((i) => i.startsWith('listeners: expected a list, found nothing')), issues.join('\n'));
-  assert.ok(issues.some((i) => i.startsWith('pools: expected a mapping, found nothing')), issues.join('\n'));
+  assert.ok(
+    issues.some((i) => i.startsWith('listeners: expected a list, found nothing')),
+    issues.join('\n'),
+  );
+  assert.ok(
+    issues.some((i) => i.startsWith('pools: expected a mapping, found nothing')),
+    issues.join('\n'),
+  );
 });
 
 test('invalid YAML is a read error naming the source', () => {
-  assert.throws(() => parseYaml('pools: [unclosed', 'broken.yaml'), (error: unknown) => {
-    assert.ok(error instanceof ConfigReadError);
-    assert.match(error.message, /broken\.yaml: invalid YAML/);
-    return true;
-  });
+  assert.throws(
+    () => parseYaml('pools: [unclosed', 'broken.yaml'),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigReadError);
+      assert.match(error.message, /broken\.yaml: invalid YAML/);
+      return true;
+    },
+  );
   assert.throws(() => parseYaml('a: 1\na: 2\n', 'dup.yaml'), ConfigReadError);
 });
 

@@ -10,7 +10,8 @@ import {
 
 function toMap(flat: string[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (let i = 0; i < flat.length; i += 2) (out[(flat[i] as string).toLowerCase()] ??= []).push(flat[i + 1] as string);
+  for (let i = 0; i < flat.length; i += 2)
+    (out[(flat[i] as string).toLowerCase()] ??= []).push(flat[i + 1] as string);
   return out;
 }
 
@@ -19,14 +20,46 @@ const untrusted = { peerAddress: '203.0.113.9', peerTrusted: false, protocol: 'h
 test('hop-by-hop headers, and those named in Connection, are not forwarded', () => {
   const out = toMap(
     buildRequestHeaders(
-      ['Host', 'example.com', 'Connection', 'keep-alive, X-Secret', 'Keep-Alive', 'timeout=5', 'X-Secret', '1',
-        'Transfer-Encoding', 'chunked', 'Upgrade', 'h2c', 'Proxy-Connection', 'x', 'TE', 'gzip', 'Expect', '100-continue',
-        'Accept', 'text/plain', 'Cookie', 'a=1', 'Cookie', 'b=2'],
+      [
+        'Host',
+        'example.com',
+        'Connection',
+        'keep-alive, X-Secret',
+        'Keep-Alive',
+        'timeout=5',
+        'X-Secret',
+        '1',
+        'Transfer-Encoding',
+        'chunked',
+        'Upgrade',
+        'h2c',
+        'Proxy-Connection',
+        'x',
+        'TE',
+        'gzip',
+        'Expect',
+        '100-continue',
+        'Accept',
+        'text/plain',
+        'Cookie',
+        'a=1',
+        'Cookie',
+        'b=2',
+      ],
       'keep-alive, X-Secret',
       untrusted,
     ),
   );
-  for (const name of ['connection', 'keep-alive', 'x-secret', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'expect']) {
+  for (const name of [
+    'connection',
+    'keep-alive',
+    'x-secret',
+    'transfer-encoding',
+    'upgrade',
+    'proxy-connection',
+    'te',
+    'expect',
+  ]) {
     assert.equal(out[name], undefined, name);
   }
   assert.deepEqual(out.host, ['example.com']);
@@ -38,7 +71,16 @@ test('hop-by-hop headers, and those named in Connection, are not forwarded', () 
 test('X-Forwarded-* from an untrusted client are replaced', () => {
   const out = toMap(
     buildRequestHeaders(
-      ['Host', 'h', 'X-Forwarded-For', '1.2.3.4', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'evil'],
+      [
+        'Host',
+        'h',
+        'X-Forwarded-For',
+        '1.2.3.4',
+        'X-Forwarded-Proto',
+        'https',
+        'X-Forwarded-Host',
+        'evil',
+      ],
       undefined,
       untrusted,
     ),
@@ -51,7 +93,18 @@ test('X-Forwarded-* from an untrusted client are replaced', () => {
 test('X-Forwarded-* from a trusted proxy are kept and extended', () => {
   const out = toMap(
     buildRequestHeaders(
-      ['Host', 'h', 'X-Forwarded-For', '1.2.3.4', 'X-Forwarded-For', '5.6.7.8', 'X-Forwarded-Proto', 'https', 'Via', '1.1 edge'],
+      [
+        'Host',
+        'h',
+        'X-Forwarded-For',
+        '1.2.3.4',
+        'X-Forwarded-For',
+        '5.6.7.8',
+        'X-Forwarded-Proto',
+        'https',
+        'Via',
+        '1.1 edge',
+      ],
       undefined,
       { peerAddress: '10.0.0.2', peerTrusted: true, protocol: 'http' },
     ),
@@ -67,16 +120,41 @@ test('TE: trailers is the one TE value forwarded', () => {
 });
 
 test('response hop-by-hop headers are dropped, Set-Cookie stays separate', () => {
-  const raw = ['Content-Type', 'text/plain', 'Connection', 'close, X-Internal', 'X-Internal', 'secret', 'Transfer-Encoding', 'chunked',
-    'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Keep-Alive', 'timeout=5'].map((s) => Buffer.from(s, 'latin1'));
-  assert.deepEqual(buildResponseHeaders(raw), ['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
+  const raw = [
+    'Content-Type',
+    'text/plain',
+    'Connection',
+    'close, X-Internal',
+    'X-Internal',
+    'secret',
+    'Transfer-Encoding',
+    'chunked',
+    'Set-Cookie',
+    'a=1',
+    'Set-Cookie',
+    'b=2',
+    'Keep-Alive',
+    'timeout=5',
+  ].map((s) => Buffer.from(s, 'latin1'));
+  assert.deepEqual(buildResponseHeaders(raw), [
+    'Content-Type',
+    'text/plain',
+    'Set-Cookie',
+    'a=1',
+    'Set-Cookie',
+    'b=2',
+  ]);
 });
 
 test('client address: socket unless a trusted proxy forwarded it', () => {
   const trusted = new TrustedProxies(['10.0.0.0/8', '::1']);
   assert.equal(resolveClientAddress('203.0.113.9', '1.2.3.4', trusted), '203.0.113.9');
   assert.equal(resolveClientAddress('10.0.0.2', '1.2.3.4, 10.0.0.7', trusted), '1.2.3.4');
-  assert.equal(resolveClientAddress('::1', '10.1.1.1', trusted), '::1', 'all hops trusted: the socket address');
+  assert.equal(
+    resolveClientAddress('::1', '10.1.1.1', trusted),
+    '::1',
+    'all hops trusted: the socket address',
+  );
   assert.equal(resolveClientAddress('10.0.0.2', undefined, trusted), '10.0.0.2');
   assert.equal(normalizeAddress('::ffff:127.0.0.1'), '127.0.0.1');
   assert.equal(new TrustedProxies([]).has('127.0.0.1'), false);

@@ -63,7 +63,12 @@ test('an empty set picks nothing', () => {
 });
 
 test('huge total weights are scaled to a bounded schedule with proportional shares', () => {
-  const schedule = smoothWeightedSchedule([10_000, 10_000, 5_000, ...Array.from({ length: 20 }, () => 10_000)]);
+  const schedule = smoothWeightedSchedule([
+    10_000,
+    10_000,
+    5_000,
+    ...Array.from({ length: 20 }, () => 10_000),
+  ]);
   assert.ok(schedule.length <= 65_536 + 23);
   const first = schedule.filter((i) => i === 0).length;
   const third = schedule.filter((i) => i === 2).length;

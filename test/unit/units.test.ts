@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrError, formatAddress, parseDuration, parseListenAddress, parseSize } from '../../src/config/units.js';
+import {
+  cidrError,
+  formatAddress,
+  parseDuration,
+  parseListenAddress,
+  parseSize,
+} from '../../src/config/units.js';
 
 test('durations', () => {
   assert.equal(parseDuration('250ms'), 250);
