@@ -10,7 +10,6 @@ import type { Config, ConfigInput, ListenerConfig, PoolConfig } from './config/s
 import { readBackendTlsFiles, type BackendTlsFiles } from './upstream/backend-tls.js';
 import { formatAddress, type ListenAddress } from './config/units.js';
 import type { AdminServer } from './admin/server.js';
-import { startLocalAdmin } from './admin/local.js';
 import { sameStrategy, updatePoolInPlace } from './reload/pool-update.js';
 import { drainUpgradedOnRemoval } from './reload/upgraded-drain.js';
 import type { Strategy } from './strategies/types.js';
@@ -201,6 +200,8 @@ export class LoadBalancer {
         logger.info({ address: `${bound.address}:${bound.port}` }, 'listening');
       }
       if (config.admin !== undefined && options.admin !== false) {
+        // Loaded here, not at import: the admin server pulls in prom-client and the dashboard.
+        const { startLocalAdmin } = await import('./admin/local.js');
         balancer.admin = await startLocalAdmin(balancer, config.admin, options.reloadSource);
       }
     } catch (error) {

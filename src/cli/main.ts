@@ -9,12 +9,12 @@ import { AnubisError, ConfigError, ConfigReadError, UsageError } from '../errors
 import { createLogger } from '../logging/logger.js';
 import { VERSION } from '../version.js';
 import { isClusterWorker, resolveWorkerCount } from '../server/workers.js';
-import { runPrimary, type LoadedConfig } from '../server/cluster-primary.js';
-import { runWorker } from '../server/cluster-worker.js';
-import { runSingle } from '../server/single.js';
+import type { LoadedConfig } from '../server/cluster-primary.js';
 import { applyOverrides, HELP, parseCli, quickStartConfig, type CliArgs } from './args.js';
-import { runDemo, runHello } from './demo.js';
-import { rejectSimulateFlags, runSimulateCommand } from '../simulate/cli.js';
+
+// Each command and process role loads its own modules when it runs (`await import()`), so a
+// plain `start` does not pay for the admin server and prom-client (cluster primary), the
+// simulator or the demo (docs/performance.md, Memory).
 
 async function loadFromArgs(args: CliArgs): Promise<LoadedConfig> {
   let raw: ConfigInput;
@@ -49,16 +49,17 @@ async function loadFromArgs(args: CliArgs): Promise<LoadedConfig> {
  * /api/reload) re-reads the file; the quick start has none to re-read.
  */
 async function start(args: CliArgs): Promise<number> {
-  if (isClusterWorker()) return runWorker();
+  if (isClusterWorker()) return (await import('../server/cluster-worker.js')).runWorker();
   const load = (): Promise<LoadedConfig> => loadFromArgs(args);
   const initial = await load();
   const reload = args.config === undefined ? undefined : load;
   const workers = resolveWorkerCount(initial.config.workers);
   if (workers > 1) {
     const logger = createLogger(initial.config.log);
+    const { runPrimary } = await import('../server/cluster-primary.js');
     return runPrimary({ count: workers, logger, initial, reload });
   }
-  return runSingle(initial, reload);
+  return (await import('../server/single.js')).runSingle(initial, reload);
 }
 
 async function check(args: CliArgs): Promise<number> {
@@ -83,18 +84,20 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`anubis ${VERSION}\n`);
       return 0;
     }
-    if (args.command !== 'simulate') rejectSimulateFlags(args.command, args.simulate);
+    // Only a mistaken simulate flag (rare) loads the simulator's module to word the error.
+    if (args.command !== 'simulate' && Object.values(args.simulate).some((v) => v !== undefined))
+      (await import('../simulate/cli.js')).rejectSimulateFlags(args.command, args.simulate);
     switch (args.command) {
       case 'start':
         return await start(args);
       case 'check':
         return await check(args);
       case 'demo':
-        return await runDemo(args);
+        return await (await import('./demo.js')).runDemo(args);
       case 'hello':
-        return await runHello(args);
+        return await (await import('./demo.js')).runHello(args);
       case 'simulate':
-        return await runSimulateCommand(args);
+        return await (await import('../simulate/cli.js')).runSimulateCommand(args);
     }
   } catch (error) {
     if (
