@@ -4,7 +4,7 @@
  * Stats live here, not in strategies, so they survive a strategy rebuild or a config reload
  * that keeps the backend.
  */
-import { Pool } from 'undici';
+import { Pool } from './undici-pool.js';
 import type { BackendView } from '../strategies/types.js';
 import type { BackendConnectTls } from './backend-tls.js';
 import { BackendHealth } from '../health/backend-health.js';
