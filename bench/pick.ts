@@ -74,6 +74,10 @@ class BenchBackend implements BackendView {
   lastSampleAt = 0;
   requests = 0;
   failures = 0;
+  /** least-time's in-flight age inputs (see Backend), on the bench's step clock. */
+  awaiting = 0;
+  lastProgressAt = 0;
+  lastLatencyMs = 0;
   listener: ((backend: BackendView) => void) | undefined;
 
   constructor(index: number) {
@@ -83,7 +87,8 @@ class BenchBackend implements BackendView {
     this.effectiveWeight = this.weight;
   }
 
-  started(): void {
+  started(now: number): void {
+    if (this.awaiting++ === 0) this.lastProgressAt = now;
     this.active++;
     this.requests++;
     this.listener?.(this);
@@ -91,6 +96,9 @@ class BenchBackend implements BackendView {
 
   ended(ms: number, now: number): void {
     this.active--;
+    if (this.awaiting > 0) this.awaiting--;
+    this.lastProgressAt = now;
+    this.lastLatencyMs = ms;
     this.latencyEwmaMs = foldLatency(
       this.latencyEwmaMs,
       this.latencySamples,
@@ -155,7 +163,7 @@ function cycle(
   for (let i = 0; i < picks; i++) {
     const step = state.step++;
     const backend = strategy.pick(contexts[step & 255] as PickContext) as BenchBackend;
-    backend.started();
+    backend.started(step);
     const slot = step % IN_FLIGHT;
     const oldest = inFlight[slot];
     // Latency varies by backend so least-time's order really moves.
@@ -167,6 +175,11 @@ function cycle(
 function measure(spec: StrategyCase, size: number, durationMs: number): PickBenchmarkRow {
   const strategy = createCase(spec);
   const backends = Array.from({ length: size }, (_, i) => new BenchBackend(i));
+  // Timestamps are bench steps: a strategy with a clock (least-time) reads the same one.
+  const state = { step: 0 };
+  if ('now' in strategy && typeof strategy.now === 'function') {
+    (strategy as { now: () => number }).now = () => state.step;
+  }
   strategy.setBackends(backends);
   const listener =
     strategy.statsChanged === undefined
@@ -181,7 +194,6 @@ function measure(spec: StrategyCase, size: number, durationMs: number): PickBenc
     excluded: undefined,
   }));
   const inFlight: (BenchBackend | undefined)[] = new Array<BenchBackend | undefined>(IN_FLIGHT);
-  const state = { step: 0 };
   cycle(strategy, contexts, inFlight, state, 5 * BATCH); // warm-up: let the JIT settle
   // CPU time, not wall time: on a shared machine the process may wait for a core, and that
   // wait is not the strategy's cost.

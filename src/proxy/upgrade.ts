@@ -329,6 +329,8 @@ export class UpgradeProxy {
 
     upstream.on('upgrade', (res: IncomingMessage, socket: Socket, upstreamHead: Buffer) => {
       clearTimeout(timer);
+      // The 101 is this backend's answer: the upgraded connection is no longer awaited.
+      backend.responseStarted(performance.now());
       client.off('close', onClientGone);
       tunnel.upstream = socket;
       if (client.destroyed) {

@@ -40,7 +40,13 @@ export abstract class OrderedStrategy implements Strategy {
   /** heap[i]: slot at heap position i; position[slot]: its heap position. */
   private heap = new Int32Array(0);
   private position = new Int32Array(0);
-  private slots = new Map<BackendView, number>();
+  protected slots = new Map<BackendView, number>();
+  /**
+   * Keys that can rise with time alone (least-time's in-flight age) are stored as lower
+   * bounds; pick() then re-computes the top's key up to this many times, moving it down while
+   * it is stale, so the winner is exact whenever a stale top is found within the budget.
+   */
+  protected rescoreTop = 0;
 
   /** The backend's key from its live stats; must never be NaN. */
   protected abstract keyOf(backend: BackendView, weight: number): number;
@@ -92,6 +98,16 @@ export abstract class OrderedStrategy implements Strategy {
   pick(context: PickContext): BackendView | undefined {
     if (this.heap.length === 0) return undefined;
     let slot = this.heap[0] as number;
+    for (let i = 0; i < this.rescoreTop; i++) {
+      const key = this.keyOf(this.backends[slot] as BackendView, this.weights[slot] as number);
+      const stored = this.keys[slot] as number;
+      if (key === stored) break;
+      this.keys[slot] = key;
+      // Lower than stored: still the top. Higher: it sinks and the new top is checked.
+      if (key < stored) break;
+      this.fix(0);
+      slot = this.heap[0] as number;
+    }
     if (context.excluded !== undefined && context.excluded.size > 0) {
       slot = this.bestNotExcluded(context);
       if (slot < 0) return undefined;

@@ -9,7 +9,14 @@
 import { z } from 'zod';
 import { createHash, DEFAULT_VNODES, parseHashKey } from './hash.js';
 import { createLeastConnections } from './least-connections.js';
-import { createLeastTime } from './least-time.js';
+import { duration } from '../config/value-schemas.js';
+import {
+  createLeastTime,
+  DEFAULT_DEGRADED_FACTOR,
+  DEFAULT_DEGRADED_MIN_GAP_MS,
+  DEFAULT_PROBE_INTERVAL_MS,
+  type LatencyMeasure,
+} from './least-time.js';
 import { createRandom } from './random.js';
 import { createRandomTwo } from './random-two.js';
 import { createRoundRobin } from './round-robin.js';
@@ -34,6 +41,16 @@ const leastTimeOptions = z.strictObject({
     .max(16, 'expected a whole number from 2 to 16 (2 = power of two choices)')
     .optional(),
   measure: z.enum(['headers', 'last-byte']).default('headers'),
+  degradedFactor: z
+    .number()
+    .refine((f) => f === 0 || (f > 1 && f <= 1_000), {
+      message: 'expected 0 (off) or a number above 1 and at most 1000',
+    })
+    .default(DEFAULT_DEGRADED_FACTOR),
+  degradedMinGap: duration.default(DEFAULT_DEGRADED_MIN_GAP_MS),
+  probeInterval: duration
+    .refine((ms) => ms >= 10, { message: 'expected a duration of at least 10ms' })
+    .default(DEFAULT_PROBE_INTERVAL_MS),
 });
 
 const hashOptions = z.strictObject({
@@ -61,9 +78,17 @@ const definitions: StrategyDefinition[] = [
   },
   {
     name: 'least-time',
-    summary: 'lowest decayed latency estimate × (in-flight + 1) / weight; choices: 2 for P2C',
+    summary:
+      'lowest max(decayed latency estimate, in-flight age) × (in-flight + 1) / weight; degraded backends probed only; choices: 2 for P2C',
     options: leastTimeOptions,
-    create: (options) => createLeastTime(options),
+    create: (options) =>
+      createLeastTime({
+        choices: options.choices as number | undefined,
+        measure: options.measure as LatencyMeasure | undefined,
+        degradedFactor: options.degradedFactor as number | undefined,
+        degradedMinGapMs: options.degradedMinGap as number | undefined,
+        probeIntervalMs: options.probeInterval as number | undefined,
+      }),
   },
   {
     name: 'random',

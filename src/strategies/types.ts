@@ -38,6 +38,17 @@ export interface BackendView {
   readonly lastByteEwmaMs?: number;
   readonly lastByteSamples?: number;
   readonly lastByteSampleAt?: number;
+  /**
+   * Requests in flight whose response has not begun, and the `performance.now()` of this
+   * backend's last progress (src/upstream/backend.ts): while `awaiting > 0`, every awaited
+   * request is at least `now − lastProgressAt` old (least-time's in-flight age). Absent on
+   * views that do not track it: strategies then use the estimate alone.
+   */
+  /** The latest raw time-to-headers / time-to-last-byte sample (ms; absent: not tracked). */
+  readonly lastLatencyMs?: number;
+  readonly lastLastByteMs?: number;
+  readonly awaiting?: number;
+  readonly lastProgressAt?: number;
   /** Total requests sent to this backend. */
   readonly requests: number;
   /** Total failed requests (connection errors, timeouts, resets). */

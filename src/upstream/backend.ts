@@ -95,8 +95,23 @@ export class Backend implements BackendView {
   lastByteEwmaMs = 0;
   lastByteSamples = 0;
   lastByteSampleAt = 0;
+  /** The latest raw samples (ms; a failure's penalty counts): least-time's probe results. */
+  lastLatencyMs = 0;
+  lastLastByteMs = 0;
   requests = 0;
   failures = 0;
+  /**
+   * In-flight age (least-time): requests started whose response has not begun (no headers,
+   * no 101, no TCP connect yet), and the `performance.now()` of the last progress — a response
+   * beginning, a request ending, or the first awaited request starting on a backend that
+   * awaited none. While `awaiting > 0` every awaited request is at least
+   * `now − lastProgressAt` old (nothing left the awaited set since, so the requests awaited
+   * right after that moment are still awaited): a lower bound of the oldest one's age, kept
+   * with two numbers and no allocation. Requests past their headers (long bodies, upgraded
+   * connections) are not awaited, so a long download is not mistaken for a stall.
+   */
+  awaiting = 0;
+  lastProgressAt = 0;
   /** Time to response headers of every request, cumulative (admin API, metrics). */
   readonly latency = new LatencyHistogram();
   /** Responses by status class: index 1..5 for 1xx..5xx (index 0 unused), cumulative. */
@@ -148,6 +163,7 @@ export class Backend implements BackendView {
 
   /** The proxy starts a request (or upgraded connection) to this backend. */
   requestStarted(): void {
+    if (this.awaiting++ === 0) this.lastProgressAt = performance.now();
     this.active++;
     this.requests++;
     this.statsListener?.(this);
@@ -156,9 +172,13 @@ export class Backend implements BackendView {
   /** The request ended, successfully or not. Called exactly once per requestStarted(). */
   requestEnded(failed: boolean): void {
     this.active--;
+    const now = performance.now();
+    // A request that ended without a response (failure, stale retry) leaves the awaited set.
+    if (this.awaiting > this.active) this.awaiting = this.active;
+    this.lastProgressAt = now;
     if (failed) {
       this.failures++;
-      this.penalize(performance.now());
+      this.penalize(now);
     }
     this.statsListener?.(this);
   }
@@ -179,6 +199,7 @@ export class Backend implements BackendView {
     );
     this.latencySamples++;
     this.lastSampleAt = now;
+    this.lastLatencyMs = headers;
     const lastByte = failurePenalty(
       this.lastByteEwmaMs,
       this.lastByteSamples,
@@ -194,10 +215,18 @@ export class Backend implements BackendView {
     );
     this.lastByteSamples++;
     this.lastByteSampleAt = now;
+    this.lastLastByteMs = lastByte;
+  }
+
+  /** One awaited response began (headers, 101, TCP connect) at `now` (performance.now()). */
+  responseStarted(now: number): void {
+    if (this.awaiting > 0) this.awaiting--;
+    this.lastProgressAt = now;
   }
 
   /** Folds one time-to-headers sample (ms) into the estimate; `now` is performance.now(). */
   recordLatency(ms: number, now: number): void {
+    this.responseStarted(now);
     this.latencyEwmaMs = foldLatency(
       this.latencyEwmaMs,
       this.latencySamples,
@@ -207,6 +236,7 @@ export class Backend implements BackendView {
     );
     this.latencySamples++;
     this.lastSampleAt = now;
+    this.lastLatencyMs = ms;
     this.latency.record(ms);
     this.statsListener?.(this);
   }
@@ -222,6 +252,7 @@ export class Backend implements BackendView {
     );
     this.lastByteSamples++;
     this.lastByteSampleAt = now;
+    this.lastLastByteMs = ms;
     this.statsListener?.(this);
   }
 

@@ -34,6 +34,11 @@ export class FakeBackend implements BackendView {
   lastByteSampleAt = 0;
   requests = 0;
   failures = 0;
+  /** Like Backend's in-flight age inputs: requests awaiting an answer, last progress time. */
+  awaiting = 0;
+  lastProgressAt = 0;
+  lastLatencyMs = 0;
+  lastLastByteMs = 0;
   listener: ((backend: BackendView) => void) | undefined;
 
   constructor(id: string, weight = 1) {
@@ -43,7 +48,9 @@ export class FakeBackend implements BackendView {
     this.effectiveWeight = weight;
   }
 
-  started(): void {
+  /** A request starts at virtual time `at` (default: the last sample's time). */
+  started(at = this.lastSampleAt): void {
+    if (this.awaiting++ === 0) this.lastProgressAt = at;
     this.active++;
     this.requests++;
     this.listener?.(this);
@@ -52,6 +59,10 @@ export class FakeBackend implements BackendView {
   /** Ends a request that answered after `ms` (sampled at `now`), or failed. */
   ended(ms: number, now: number, failed = false): void {
     this.active--;
+    // Answers are whole here (headers and end at once): one awaited request leaves.
+    if (this.awaiting > 0) this.awaiting--;
+    if (this.awaiting > this.active) this.awaiting = this.active;
+    this.lastProgressAt = now;
     const sample = failed
       ? failurePenalty(this.latencyEwmaMs, this.latencySamples, this.lastSampleAt, now)
       : ms;
@@ -65,6 +76,8 @@ export class FakeBackend implements BackendView {
     );
     this.latencySamples++;
     this.lastSampleAt = now;
+    this.lastLatencyMs = sample;
+    this.lastLastByteMs = sample;
     this.lastByteEwmaMs = this.latencyEwmaMs;
     this.lastByteSamples = this.latencySamples;
     this.lastByteSampleAt = now;
@@ -147,9 +160,15 @@ export function simulate(
   let sent = 0;
   const start = clockOf(backends);
   let now = start;
+  let clock = start;
+  // Strategies that read a clock (least-time's in-flight age, probe interval) run on virtual time.
+  if ('now' in strategy && typeof strategy.now === 'function') {
+    (strategy as { now: () => number }).now = () => clock;
+  }
   const send = (at: number): void => {
     const ctx = options.contextFor?.(sent) ?? defaultContext;
     sent++;
+    clock = at;
     const chosen = strategy.pick(ctx) as FakeBackend | undefined;
     if (chosen === undefined) throw new Error('strategy returned no backend');
     picks.set(chosen.id, (picks.get(chosen.id) ?? 0) + 1);
@@ -157,7 +176,7 @@ export function simulate(
     while (timeline.length <= second) timeline.push(new Map());
     const bucket = timeline[second] as Map<string, number>;
     bucket.set(chosen.id, (bucket.get(chosen.id) ?? 0) + 1);
-    chosen.started();
+    chosen.started(at);
     inflight.push({ at: at + options.latency(chosen, at), backend: chosen, sentAt: at });
   };
   for (let c = 0; c < options.concurrency && sent < options.requests; c++) send(start);
@@ -168,6 +187,7 @@ export function simulate(
     }
     const done = inflight.splice(first, 1)[0] as (typeof inflight)[number];
     now = done.at;
+    clock = now;
     done.backend.ended(done.at - done.sentAt, now);
     if (sent < options.requests) send(now + (options.thinkMs ?? 0));
   }

@@ -169,18 +169,129 @@ void test('least-time: a failing backend is avoided (a failure counts as a slow 
   assert.ok((counts.get('b0') ?? 0) < 10, `failing backend got ${counts.get('b0')}`);
 });
 
-void test('least-time: the heap order always equals a full scan of the keys', () => {
+void test('least-time: the heap order always equals a full scan of the keys (in-flight age included)', () => {
   const random = seededRandom(4);
-  const strategy = new LeastTimeStrategy();
+  // Degraded state off: this checks the heap and its lazy re-scoring of time-growing keys.
+  const strategy = new LeastTimeStrategy({ degradedFactor: 0 });
+  let now = 0;
+  strategy.now = () => now;
   const backends = fakeBackends(Array.from({ length: 50 }, (_, i) => 1 + (i % 4)));
   attach(strategy, backends);
   for (let step = 0; step < 5_000; step++) {
+    now = step;
     const b = backends[(random() * backends.length) | 0] as FakeBackend;
     if (b.active > 0 && random() < 0.6) b.ended(1 + random() * 100, step);
-    else b.started();
+    else b.started(step);
     const chosen = strategy.pick(context()) as FakeBackend;
-    const best = Math.min(...backends.map((x) => leastTimeKey(x, x.effectiveWeight, 'headers')));
-    assert.equal(leastTimeKey(chosen, chosen.effectiveWeight, 'headers'), best);
+    const key = (x: FakeBackend): number => leastTimeKey(x, x.effectiveWeight, 'headers', now);
+    assert.equal(key(chosen), Math.min(...backends.map(key)), `step ${step}`);
+  }
+});
+
+void test('least-time: in-flight age: a backend whose request hangs longer than its estimate is avoided', () => {
+  for (const degradedFactor of [0, 4]) {
+    const strategy = new LeastTimeStrategy({ degradedFactor });
+    let now = 0;
+    strategy.now = () => now;
+    const [a, b, c] = fakeBackends([1, 1, 1]) as [FakeBackend, FakeBackend, FakeBackend];
+    for (const x of [a, b, c]) {
+      x.started(0);
+      x.ended(10, 0);
+    }
+    attach(strategy, [a, b, c]);
+    a.started(0); // a's request hangs from t = 0
+    now = 300; // no answer after 300 ms: a is slower than its 10 ms estimate says
+    const picks = new Map<string, number>();
+    for (let i = 0; i < 30; i++) {
+      const x = strategy.pick(context()) as FakeBackend;
+      picks.set(x.id, (picks.get(x.id) ?? 0) + 1);
+      x.started(now);
+    }
+    // On its estimate alone a would score (1 + 1) x 10 = 20 and take about a third of these.
+    assert.equal(picks.get('b0') ?? 0, 0, `factor ${degradedFactor}: picks of the hanging backend`);
+    const aExplained = strategy.explain().find((e) => e.backend === 'b0');
+    assert.equal(aExplained?.inputs.inflightAgeMs, 300);
+    assert.equal(aExplained?.inputs.effectiveMs, 300);
+  }
+});
+
+void test('least-time: a degraded backend gets probes only (one at a time, one per second), then rejoins when fast', () => {
+  const random = seededRandom(11);
+  const slowUntil = 8_000;
+  const run = (strategy: LeastTimeStrategy) =>
+    simulate(strategy, fakeBackends([1, 1, 1, 1]), {
+      // 48 connections: the fast backends carry ~16 each (score ~170), more than the slow
+      // one's 100 when idle, so on scores alone it always has a request (the bench's case).
+      concurrency: 48,
+      requests: 56_000,
+      latency: (b, now) => (b.id === 'b3' && now < slowUntil ? 100 : 10) * (0.9 + 0.2 * random()),
+    });
+  const probed = run(new LeastTimeStrategy());
+  const scored = run(new LeastTimeStrategy({ degradedFactor: 0 }));
+  const slowSeconds = Math.floor(slowUntil / 1000);
+  let probes = 0;
+  let scoredSlow = 0;
+  for (let s = 1; s < slowSeconds; s++) {
+    const n = probed.timeline[s]?.get('b3') ?? 0;
+    assert.ok(n <= 2, `second ${s}: ${n} requests to the degraded backend`);
+    probes += n;
+    scoredSlow += scored.timeline[s]?.get('b3') ?? 0;
+  }
+  assert.ok(probes >= slowSeconds - 2, `probed ${probes} times in ${slowSeconds - 1} s`);
+  assert.ok(scoredSlow > 4 * probes, `without the degraded state: ${scoredSlow} vs ${probes}`);
+  // Fast again from t = 8 s: back to an equal share within two seconds.
+  const back = shareIn(probed.timeline, slowSeconds + 2, 'b3');
+  assert.ok(back > 0.15, `share after recovery: ${back}`);
+});
+
+void test('least-time: explain() shows the degraded state and the best estimate', () => {
+  const strategy = new LeastTimeStrategy();
+  let now = 0;
+  strategy.now = () => now;
+  const backends = fakeBackends([1, 1, 1]);
+  for (const x of backends) x.started(0);
+  attach(strategy, backends);
+  const [a, b, slow] = backends as [FakeBackend, FakeBackend, FakeBackend];
+  a.ended(10, 0);
+  b.ended(10, 0);
+  slow.ended(100, 0);
+  now = 1;
+  for (let i = 0; i < 10; i++) assert.notEqual(strategy.pick(context()), slow);
+  const explained = strategy.explain().find((e) => e.backend === slow.id);
+  assert.match(String(explained?.inputs.state), /^degraded: probe only/);
+  assert.ok(Math.abs((explained?.inputs.bestEstimateMs as number) - 10) < 0.1);
+  now = 1_001; // a probe interval later: one probe, then none while it is in flight
+  assert.match(
+    String(strategy.explain().find((e) => e.backend === slow.id)?.inputs.state),
+    /^degraded/,
+  );
+  assert.equal(strategy.pick(context()), slow, 'the due probe is sent');
+  slow.started(now);
+  for (let i = 0; i < 10; i++) assert.notEqual(strategy.pick(context()), slow);
+});
+
+void test('least-time: a degraded backend rejoins when the others slow down under load', () => {
+  const random = seededRandom(12);
+  // b0-b2 queue (5 ms per request in flight); b3 answers in 100 ms whatever its load. At 64
+  // connections the queueing ones answer in ~100 ms too: b3 is no longer 4x slower.
+  const { picks } = simulate(new LeastTimeStrategy(), fakeBackends([1, 1, 1, 1]), {
+    concurrency: 64,
+    requests: 20_000,
+    latency: (b) => (b.id === 'b3' ? 100 : 5 * b.active) * (0.9 + 0.2 * random()),
+  });
+  const share = shares(picks).get('b3') as number;
+  assert.ok(share > 0.15, `b3 share: ${share}`);
+});
+
+void test('least-time: latency noise between identical fast backends never degrades one', () => {
+  const random = seededRandom(13);
+  const { picks } = simulate(new LeastTimeStrategy(), fakeBackends([1, 1, 1, 1]), {
+    concurrency: 8,
+    requests: 16_000,
+    latency: () => 1 + 8 * random() * random(),
+  });
+  for (const [id, share] of shares(picks)) {
+    assert.ok(Math.abs(share - 0.25) < 0.05, `${id}: ${(share * 100).toFixed(1)}%`);
   }
 });
 
@@ -387,6 +498,18 @@ void test('strategy options are validated with their key path', () => {
     ],
     [{ name: 'least-time', measure: 'body' }, /pools\.web\.strategy\.measure/],
     [
+      { name: 'least-time', degradedFactor: 1 },
+      /pools\.web\.strategy\.degradedFactor: expected 0 \(off\) or a number above 1/,
+    ],
+    [
+      { name: 'least-time', probeInterval: '1ms' },
+      /pools\.web\.strategy\.probeInterval: expected a duration of at least 10ms/,
+    ],
+    [
+      { name: 'least-time', degradedMinGap: 'soon' },
+      /pools\.web\.strategy\.degradedMinGap: expected a duration/,
+    ],
+    [
       { name: 'hash', key: 'ip' },
       /pools\.web\.strategy\.key: expected client-ip, path, header:<name> or cookie:<name>/,
     ],
@@ -400,7 +523,39 @@ void test('strategy options are validated with their key path', () => {
     assert.throws(() => validateConfig(poolWith(strategy), 'test.yaml'), message);
   }
   const config = validateConfig(poolWith({ name: 'least-time', choices: 2 }), 'test.yaml');
-  assert.deepEqual(config.pools.web?.strategy.options, { choices: 2, measure: 'headers' });
+  assert.deepEqual(config.pools.web?.strategy.options, {
+    choices: 2,
+    measure: 'headers',
+    degradedFactor: 4,
+    degradedMinGap: 10,
+    probeInterval: 1_000,
+  });
+  const tuned = validateConfig(
+    poolWith({
+      name: 'least-time',
+      degradedFactor: 0,
+      degradedMinGap: '20ms',
+      probeInterval: '2s',
+    }),
+    'test.yaml',
+  );
+  assert.deepEqual(tuned.pools.web?.strategy.options, {
+    measure: 'headers',
+    degradedFactor: 0,
+    degradedMinGap: 20,
+    probeInterval: 2_000,
+  });
+});
+
+void test('least-time: the degraded options reach the strategy', async () => {
+  const made = await createStrategy(
+    { name: 'least-time', options: { degradedFactor: 6, degradedMinGap: 20, probeInterval: 500 } },
+    '.',
+  );
+  assert.ok(made instanceof LeastTimeStrategy);
+  assert.equal(made.degradedFactor, 6);
+  assert.equal(made.degradedMinGapMs, 20);
+  assert.equal(made.probeIntervalMs, 500);
 });
 
 void test('every built-in is created from its configuration', async () => {
