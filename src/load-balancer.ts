@@ -426,7 +426,12 @@ function logHealth(pool: UpstreamPool, name: string, logger: Logger): void {
     else logger.warn(fields, 'backend is down');
   });
   pool.on('mode', ({ mode, previous, healthyShare }) => {
-    const fields = { pool: name, mode, previous, healthyShare: Math.round(healthyShare * 100) / 100 };
+    const fields = {
+      pool: name,
+      mode,
+      previous,
+      healthyShare: Math.round(healthyShare * 100) / 100,
+    };
     if (mode === 'normal') logger.info(fields, `pool left ${previous} mode`);
     else logger.warn(fields, `pool entered ${mode} mode`);
   });

@@ -180,7 +180,9 @@ export function parseBackendSpec(spec: string): Record<string, unknown> {
       }
       case 'backup':
         if (value !== 'true' && value !== 'false') {
-          throw new UsageError(`--backend backup must be true or false, found ${JSON.stringify(value)}`);
+          throw new UsageError(
+            `--backend backup must be true or false, found ${JSON.stringify(value)}`,
+          );
         }
         backend.backup = value === 'true';
         break;
@@ -218,7 +220,9 @@ export function quickStartConfig(args: CliArgs): ConfigInput {
       default: {
         strategy: args.strategy ?? 'round-robin',
         backends: args.backends.map(parseBackendSpec),
-        ...(args.healthCheck === undefined ? {} : { health: { active: { path: args.healthCheck } } }),
+        ...(args.healthCheck === undefined
+          ? {}
+          : { health: { active: { path: args.healthCheck } } }),
       },
     },
   };

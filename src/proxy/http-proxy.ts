@@ -53,7 +53,13 @@ import {
 } from './concurrency-gate.js';
 import { ReplayableBody } from './replay-body.js';
 import { untriedBackup } from '../health/eligibility.js';
-import { mayRetry, retryBudgetOf, retryCause, type RetryCause, type RetryRequest } from './retry.js';
+import {
+  mayRetry,
+  retryBudgetOf,
+  retryCause,
+  type RetryCause,
+  type RetryRequest,
+} from './retry.js';
 import { expectSocketReport, type SocketReuseTarget } from './reused-socket.js';
 
 export interface HttpProxyOptions {
