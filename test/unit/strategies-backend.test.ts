@@ -7,6 +7,7 @@ import { LeastConnectionsStrategy } from '../../src/strategies/least-connections
 import { RoundRobinStrategy } from '../../src/strategies/round-robin.js';
 import type { BackendView, Strategy } from '../../src/strategies/types.js';
 import {
+  Backend,
   FAILURE_PENALTY_MIN_MS,
   failurePenalty,
   foldLatency,
@@ -130,4 +131,34 @@ void test('decision log: the strategy itself when debug is off; one line per pic
   } finally {
     await pool.close();
   }
+});
+
+void test('Backend in-flight age inputs: awaiting counts requests without an answer yet', () => {
+  const backend = new Backend({
+    id: 'a',
+    url: 'tcp://127.0.0.1:1',
+    weight: 1,
+    connectTimeoutMs: 1_000,
+    keepAliveTimeoutMs: 1_000,
+  });
+  const before = performance.now();
+  backend.requestStarted();
+  backend.requestStarted();
+  assert.equal(backend.awaiting, 2);
+  assert.ok(backend.lastProgressAt >= before, 'the first awaited request marks progress');
+  backend.recordLatency(5, before + 50); // one answer began: one request left awaiting
+  assert.equal(backend.awaiting, 1);
+  assert.equal(backend.lastProgressAt, before + 50);
+  assert.equal(backend.lastLatencyMs, 5);
+  backend.requestEnded(false); // the answered one ends
+  assert.equal(backend.awaiting, 1);
+  backend.requestEnded(true); // the other fails without an answer: nothing awaits
+  assert.equal(backend.awaiting, 0);
+  assert.equal(backend.active, 0);
+  assert.ok(backend.lastLatencyMs >= FAILURE_PENALTY_MIN_MS, 'a failure is a slow latest sample');
+  backend.requestStarted();
+  backend.responseStarted(performance.now()); // e.g. a 101: an upgraded connection is not awaited
+  assert.equal(backend.awaiting, 0);
+  assert.equal(backend.active, 1);
+  backend.requestEnded(false);
 });
