@@ -152,7 +152,8 @@ export class Backend implements BackendView {
 
   /** Keep-alive connection pool to this backend (http:// and https:// backends). */
   get dispatcher(): Pool {
-    if (this.httpPool === undefined) throw new Error(`${this.url} is a TCP backend: it has no HTTP dispatcher`);
+    if (this.httpPool === undefined)
+      throw new Error(`${this.url} is a TCP backend: it has no HTTP dispatcher`);
     return this.httpPool;
   }
 
