@@ -4,17 +4,15 @@
  * drained backend stops getting traffic. Skipped (with a message) when chromium is absent.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { chromium, type Locator } from 'playwright-core';
+import type { Locator } from 'playwright-core';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { request } from 'undici';
 import { startAnubis } from '../helpers/anubis.js';
 import { startNamedBackend } from '../helpers/servers.js';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 /** Polls a locator's text until `accept` holds (or fails after `timeoutMs`). */
 async function waitForText(
@@ -33,8 +31,9 @@ async function waitForText(
 }
 
 void test('dashboard shows live numbers and its drain button stops traffic', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.skip(`chromium not installed at ${CHROMIUM} (apt-get install -y chromium)`);
+  const missing = chromiumMissing();
+  if (missing !== undefined) {
+    t.skip(missing);
     return;
   }
   const a = await startNamedBackend('a');
@@ -68,20 +67,7 @@ void test('dashboard shows live numbers and its drain button stops traffic', asy
   })();
 
   const profile = await mkdtemp(join(tmpdir(), 'anubis-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const context = await launchChromium(profile);
   t.after(async () => {
     stop = true;
     await traffic;

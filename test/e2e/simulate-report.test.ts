@@ -2,23 +2,21 @@
 // has one series per strategy, each share-over-time chart one band per backend, and the page
 // asks the network for nothing.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { renderReport } from '../../src/simulate/report.js';
 import { runSimulation } from '../../src/simulate/run.js';
 import { parseBackendsFlag, validateScenario } from '../../src/simulate/scenario.js';
 import { builtinStrategies } from '../../src/strategies/registry.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-
 void test('the report renders offline in headless Chromium with every chart and series', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.skip(`${CHROMIUM} is not installed (apt-get install -y chromium)`);
+  const missing = chromiumMissing();
+  if (missing !== undefined) {
+    t.skip(missing);
     return;
   }
   const strategies = ['round-robin', 'least-connections', 'random-two'].filter((s) =>
@@ -41,20 +39,7 @@ void test('the report renders offline in headless Chromium with every chart and 
   await writeFile(file, renderReport(result));
   const url = pathToFileURL(file).href;
 
-  const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const context = await launchChromium(join(dir, 'profile'));
   t.after(() => context.close());
   const requested: string[] = [];
   await context.route('**/*', async (route) => {
