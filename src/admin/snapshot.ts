@@ -168,6 +168,26 @@ function addArrays(a: readonly number[], b: readonly number[]): number[] {
   return out;
 }
 
+/**
+ * The cumulative counters of one backend in two snapshots, added: the same backend in two
+ * workers, or a live worker and a retired one. Every counter that only grows belongs here,
+ * so merging and carrying a dead worker's totals can never disagree.
+ */
+function addCumulative(a: BackendSnapshot, b: BackendSnapshot) {
+  return {
+    requests: a.requests + b.requests,
+    failures: a.failures + b.failures,
+    statusClasses: addArrays(a.statusClasses, b.statusClasses),
+    latencyBuckets: addArrays(a.latencyBuckets, b.latencyBuckets),
+    latencyCount: a.latencyCount + b.latencyCount,
+    latencySumMs: a.latencySumMs + b.latencySumMs,
+    retries: a.retries + b.retries,
+    ejections: a.ejections + b.ejections,
+    bytesIn: a.bytesIn + b.bytesIn,
+    bytesOut: a.bytesOut + b.bytesOut,
+  } satisfies Partial<BackendSnapshot>;
+}
+
 const MODE_ORDER = ['normal', 'backup', 'panic', 'down'];
 
 function worseMode(a: string, b: string): string {
@@ -185,16 +205,7 @@ export function mergeBackend(a: BackendSnapshot, b: BackendSnapshot): BackendSna
       requests === 0
         ? (a.latencyEwmaMs + b.latencyEwmaMs) / 2
         : (a.latencyEwmaMs * a.requests + b.latencyEwmaMs * b.requests) / requests,
-    requests,
-    failures: a.failures + b.failures,
-    statusClasses: addArrays(a.statusClasses, b.statusClasses),
-    latencyBuckets: addArrays(a.latencyBuckets, b.latencyBuckets),
-    latencyCount: a.latencyCount + b.latencyCount,
-    latencySumMs: a.latencySumMs + b.latencySumMs,
-    retries: a.retries + b.retries,
-    ejections: a.ejections + b.ejections,
-    bytesIn: a.bytesIn + b.bytesIn,
-    bytesOut: a.bytesOut + b.bytesOut,
+    ...addCumulative(a, b),
     workers: a.workers + b.workers,
     healthyWorkers: a.healthyWorkers + b.healthyWorkers,
   };
@@ -286,19 +297,7 @@ export function withRetired(live: Snapshot, retired: Snapshot | undefined): Snap
         backends: pool.backends.map((backend) => {
           const gone = oldBackends.get(backend.id);
           if (gone === undefined) return backend;
-          return {
-            ...backend,
-            requests: backend.requests + gone.requests,
-            failures: backend.failures + gone.failures,
-            statusClasses: addArrays(backend.statusClasses, gone.statusClasses),
-            latencyBuckets: addArrays(backend.latencyBuckets, gone.latencyBuckets),
-            latencyCount: backend.latencyCount + gone.latencyCount,
-            latencySumMs: backend.latencySumMs + gone.latencySumMs,
-            retries: backend.retries + gone.retries,
-            ejections: backend.ejections + gone.ejections,
-            bytesIn: backend.bytesIn + gone.bytesIn,
-            bytesOut: backend.bytesOut + gone.bytesOut,
-          };
+          return { ...backend, ...addCumulative(backend, gone) };
         }),
       };
     }),
