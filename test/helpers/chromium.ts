@@ -5,6 +5,8 @@
 import { existsSync } from 'node:fs';
 import { chromium, type BrowserContext } from 'playwright-core';
 
+type ContextOptions = NonNullable<Parameters<typeof chromium.launchPersistentContext>[1]>;
+
 export const CHROMIUM = '/usr/bin/chromium';
 
 /** Why a browser test must be skipped, or undefined when Chromium is there. */
@@ -14,10 +16,17 @@ export function chromiumMissing(): string | undefined {
     : `chromium not installed at ${CHROMIUM} (apt-get install -y chromium)`;
 }
 
-/** A headless Chromium with a fresh profile in `profileDir`; the caller closes it. */
-export function launchChromium(profileDir: string): Promise<BrowserContext> {
+/**
+ * A headless Chromium with a fresh profile in `profileDir`; the caller closes it. Also used by
+ * scripts/report-screenshot.ts. `extra` adds context options (viewport, scale).
+ */
+export function launchChromium(
+  profileDir: string,
+  extra: Omit<ContextOptions, 'args' | 'headless'> = {},
+): Promise<BrowserContext> {
   return chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
+    executablePath: process.env.CHROMIUM ?? CHROMIUM,
+    ...extra,
     headless: true,
     args: [
       '--headless',

@@ -1,33 +1,20 @@
 #!/usr/bin/env node
 // Screenshots an `anubis simulate --report` page with headless Chromium (playwright-core),
-// for the docs: node scripts/report-screenshot.mjs report.html docs/images/simulate-report.png
+// for the docs: node --import tsx scripts/report-screenshot.ts report.html docs/images/simulate-report.png
 // Offline: every request other than the report file itself is refused.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../test/helpers/chromium.js';
 
 const [input, output] = process.argv.slice(2);
 if (input === undefined || output === undefined) {
-  console.error('usage: node scripts/report-screenshot.mjs REPORT.html OUT.png');
+  console.error('usage: node --import tsx scripts/report-screenshot.ts REPORT.html OUT.png');
   process.exit(2);
 }
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const profile = await mkdtemp(join(tmpdir(), 'anubis-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
+const context = await launchChromium(profile, {
   viewport: { width: 900, height: 900 },
   deviceScaleFactor: 1,
 });
