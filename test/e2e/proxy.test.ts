@@ -9,7 +9,13 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Agent, request } from 'undici';
 import { startAnubis } from '../helpers/anubis.js';
-import { freePort, startBackend, startNamedBackend, startRawBackend } from '../helpers/servers.js';
+import {
+  freePort,
+  startBackend,
+  startNamedBackend,
+  startRawBackend,
+  streamBytes,
+} from '../helpers/servers.js';
 
 test('round robin cycles through the backends in order', async (t) => {
   const backends = await Promise.all(['a', 'b', 'c'].map((n) => startNamedBackend(n)));
@@ -202,18 +208,7 @@ test('a 256 MiB upload and download stream through with bounded memory', async (
       return;
     }
     res.writeHead(200, { 'content-length': String(size) });
-    let sent = 0;
-    const pump = (): void => {
-      while (sent < size) {
-        sent += chunk.length;
-        if (!res.write(chunk)) {
-          res.once('drain', pump);
-          return;
-        }
-      }
-      res.end();
-    };
-    pump();
+    streamBytes(res, size, chunk);
   });
   const lb = await startAnubis([backend.url]);
   t.after(async () => {

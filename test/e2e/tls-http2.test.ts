@@ -21,7 +21,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { ConfigError, TlsFileError } from '../../src/errors.js';
 import { SecureListener } from '../../src/server/secure-listener.js';
 import { createTestPki, type CertFiles, type TestPki } from '../helpers/certs.js';
-import { freePort, startBackend, type TestServer } from '../helpers/servers.js';
+import { freePort, startBackend, streamBytes, type TestServer } from '../helpers/servers.js';
 
 let pki: TestPki;
 let localhost: CertFiles;
@@ -639,19 +639,7 @@ void test('HTTP/2 back-pressure: a 32 MiB response to a slow reader arrives whol
       return;
     }
     res.writeHead(200, { 'content-length': size });
-    const chunk = Buffer.alloc(64 * 1024, 97);
-    let sent = 0;
-    const pump = (): void => {
-      while (sent < size) {
-        sent += chunk.length;
-        if (!res.write(chunk)) {
-          res.once('drain', pump);
-          return;
-        }
-      }
-      res.end();
-    };
-    pump();
+    streamBytes(res, size);
   });
   t.after(() => backend.close());
   const lb = await start(

@@ -97,3 +97,26 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/**
+ * Writes `size` bytes of `chunk` repeats to `res` with back-pressure (waits for 'drain'),
+ * then ends it: a backend that streams a large body without holding it in memory.
+ */
+export function streamBytes(
+  res: ServerResponse,
+  size: number,
+  chunk = Buffer.alloc(64 * 1024, 97),
+): void {
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < size) {
+      sent += chunk.length;
+      if (!res.write(chunk)) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    res.end();
+  };
+  pump();
+}
