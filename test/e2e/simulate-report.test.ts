@@ -34,13 +34,16 @@ void test('the report renders offline in headless Chromium with every chart and 
     ),
   );
   const dir = await mkdtemp(join(tmpdir(), 'anubis-report-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'report.html');
   await writeFile(file, renderReport(result));
   const url = pathToFileURL(file).href;
 
   const context = await launchChromium(join(dir, 'profile'));
-  t.after(() => context.close());
+  // One hook, in this order: Chromium writes to its profile until it has closed.
+  t.after(async () => {
+    await context.close();
+    await rm(dir, { recursive: true, force: true });
+  });
   const requested: string[] = [];
   await context.route('**/*', async (route) => {
     requested.push(route.request().url());
