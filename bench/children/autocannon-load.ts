@@ -12,6 +12,7 @@ interface Spec {
   bodyBytes?: number;
   close?: boolean;
   timeoutS?: number;
+  paceMs?: number;
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as Spec;
@@ -27,6 +28,8 @@ const result = await autocannon({
   headers,
   ...((spec.bodyBytes ?? 0) > 0 ? { body: Buffer.alloc(spec.bodyBytes ?? 0, 120) } : {}),
   timeout: spec.timeoutS ?? 5,
+  // autocannon paces by rate per connection rather than by a pause; the same offered load.
+  ...((spec.paceMs ?? 0) > 0 ? { connectionRate: Math.floor(1000 / (spec.paceMs ?? 1)) } : {}),
 });
 const durationS = result.duration;
 const latency = result.latency;

@@ -21,6 +21,12 @@ export interface LoadSpec {
   readonly close?: boolean;
   /** Per-request timeout in seconds (a timed-out request counts as an error). */
   readonly timeoutS?: number;
+  /**
+   * Pause of each connection between a response and its next request, in ms: the offered
+   * load is then at most connections × 1000 / paceMs req/s, so latency is measured below
+   * every peer's capacity instead of at saturation. The pause is not part of the latency.
+   */
+  readonly paceMs?: number;
 }
 
 export interface LoadResult {
@@ -117,6 +123,7 @@ export async function runLoad(
           WRK_METHOD: spec.method ?? 'GET',
           WRK_BODY_BYTES: String(spec.bodyBytes ?? 0),
           WRK_CLOSE: spec.close === true ? '1' : '0',
+          WRK_DELAY_MS: String(spec.paceMs ?? 0),
         },
       },
     );

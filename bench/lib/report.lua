@@ -8,6 +8,9 @@ if size > 0 then
   wrk.headers["Content-Type"] = "application/octet-stream"
 end
 if os.getenv("WRK_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+-- A pause between a response and the next request on each connection (paced load).
+local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0") or 0
+if pause > 0 then delay = function() return pause end end
 
 done = function(summary, latency, requests)
   local e = summary.errors

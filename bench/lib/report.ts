@@ -84,13 +84,13 @@ export function computeTargets(results: BenchResults): Target[] {
     const direct = peer(small, 'direct')?.p99Ms.median ?? NaN;
     targets.push(
       check(
-        'added p99 over direct: anubis / nginx',
+        'added p99 over direct at saturation: anubis / nginx',
         ratio(
           (anubis?.p99Ms.median ?? NaN) - direct,
           (peer(small, 'nginx-1w')?.p99Ms.median ?? NaN) - direct,
         ),
-        '<=',
-        1.5,
+        'report',
+        0,
       ),
     );
     targets.push(
@@ -99,6 +99,24 @@ export function computeTargets(results: BenchResults): Target[] {
         ratio(peer(small, 'anubis-auto')?.rps.median ?? NaN, anubis?.rps.median ?? NaN),
         'report',
         0,
+      ),
+    );
+  }
+  // Added latency where it is latency, not queueing: the same small GET, paced below every
+  // peer's capacity. At saturation a closed loop's p99 mostly measures throughput (50
+  // connections queue behind the slower proxy), which the req/s targets already judge.
+  const paced = results.throughput?.cases.find((c) => c.id === 'small-paced-50');
+  if (paced !== undefined) {
+    const direct = peer(paced, 'direct')?.p99Ms.median ?? NaN;
+    targets.push(
+      check(
+        'added p99 over direct at ≤ 5,000 req/s: anubis / nginx',
+        ratio(
+          (peer(paced, 'anubis-1w')?.p99Ms.median ?? NaN) - direct,
+          (peer(paced, 'nginx-1w')?.p99Ms.median ?? NaN) - direct,
+        ),
+        '<=',
+        1.5,
       ),
     );
   }

@@ -28,6 +28,8 @@ export interface ThroughputCase {
   readonly method?: string;
   readonly bodyBytes?: number;
   readonly close?: boolean;
+  /** Pause per connection between requests (LoadSpec.paceMs): latency below saturation. */
+  readonly paceMs?: number;
   /** The headline figure: requests/s, or response MB/s for large bodies. */
   readonly metric: 'rps' | 'mbps';
 }
@@ -38,6 +40,14 @@ export const THROUGHPUT_CASES: readonly ThroughputCase[] = [
     title: 'small GET, keep-alive, 50 conns',
     path: '/small',
     connections: 50,
+    metric: 'rps',
+  },
+  {
+    id: 'small-paced-50',
+    title: 'small GET, keep-alive, 50 conns paced to ≤ 5,000 req/s',
+    path: '/small',
+    connections: 50,
+    paceMs: 10,
     metric: 'rps',
   },
   {
@@ -74,7 +84,7 @@ export const THROUGHPUT_CASES: readonly ThroughputCase[] = [
 ];
 
 /** The cases of a quick run: one per kind of work (small, body in, body out). */
-export const QUICK_CASE_IDS = ['small-ka-50', 'post-64k', 'get-1m'];
+export const QUICK_CASE_IDS = ['small-ka-50', 'small-paced-50', 'post-64k', 'get-1m'];
 
 export interface PeerSummary {
   readonly peer: string;
@@ -146,6 +156,7 @@ export async function measureCases(
       ...(testCase.method !== undefined ? { method: testCase.method } : {}),
       ...(testCase.bodyBytes !== undefined ? { bodyBytes: testCase.bodyBytes } : {}),
       ...(testCase.close === true ? { close: true } : {}),
+      ...(testCase.paceMs !== undefined ? { paceMs: testCase.paceMs } : {}),
     });
     // One warm-up per target before the first case (JIT, connection pools), not measured.
     // nginx, HAProxy and the backend are C: only the Node processes need a JIT warm-up.

@@ -124,6 +124,17 @@ void test('targets are ratios between peers of the same run', () => {
             summarizeRuns('http-proxy', [run(10_000, 9)]),
           ],
         },
+        {
+          id: 'small-paced-50',
+          title: 'small, paced',
+          metric: 'rps',
+          connections: 50,
+          peers: [
+            summarizeRuns('direct', [run(5_000, 0.25)]),
+            summarizeRuns('anubis-1w', [run(5_000, 0.5)]),
+            summarizeRuns('nginx-1w', [run(5_000, 0.75)]),
+          ],
+        },
       ],
     },
     idle: [
@@ -147,8 +158,14 @@ void test('targets are ratios between peers of the same run', () => {
     targets.get('small GET keep-alive: anubis 1 worker / nginx 1 worker (req/s)')?.measured,
     0.52,
   );
-  // (3 − 1) / (2 − 1): anubis adds twice nginx's p99.
-  assert.equal(targets.get('added p99 over direct: anubis / nginx')?.pass, false);
+  // At saturation, (3 − 1) / (2 − 1): reported only (it is queueing behind req/s).
+  const saturated = targets.get('added p99 over direct at saturation: anubis / nginx');
+  assert.equal(saturated?.measured, 2);
+  assert.equal(saturated?.pass, undefined);
+  // Paced: (0.5 − 0.25) / (0.75 − 0.25) = 0.5, within the target.
+  const paced = targets.get('added p99 over direct at ≤ 5,000 req/s: anubis / nginx');
+  assert.equal(paced?.measured, 0.5);
+  assert.equal(paced.pass, true);
   assert.equal(
     targets.get('small GET keep-alive: anubis workers auto / 1 worker (req/s)')?.measured,
     1.5,
