@@ -409,8 +409,18 @@ export class LoadBalancer {
     return summary;
   }
 
-  /** Stops accepting, drains in-flight requests (at most `drainMs`), closes backend pools. */
-  async close(drainMs = 10_000): Promise<void> {
+  /**
+   * Stops accepting, drains in-flight requests (at most `drainMs`), closes backend pools. A
+   * second call (a signal during a fatal-error drain, say) joins the first one's promise.
+   */
+  close(drainMs = 10_000): Promise<void> {
+    this.closing ??= this.closeOnce(drainMs);
+    return this.closing;
+  }
+
+  private closing: Promise<void> | undefined;
+
+  private async closeOnce(drainMs: number): Promise<void> {
     this.discovery?.close();
     await this.admin?.close();
     await Promise.all(this.listeners.map((l) => l.close(drainMs)));

@@ -20,6 +20,7 @@ import {
   type ResponseMessage,
   type WorkerMessage,
 } from './cluster-ipc.js';
+import { exitOnUncaughtError } from './fatal-errors.js';
 
 function send(message: WorkerMessage): void {
   process.send?.(message);
@@ -104,6 +105,11 @@ export async function runWorker(): Promise<number> {
         send(response);
       },
     );
+  });
+  exitOnUncaughtError({
+    logger,
+    drainTimeoutMs: () => balancer.config.drainTimeout,
+    drain: (ms) => balancer.close(ms),
   });
   send({ anubis: 'ready' });
   return new Promise((resolveExit) => {

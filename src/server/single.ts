@@ -9,6 +9,7 @@ import { createLogger } from '../logging/logger.js';
 import { restartOnlyChanges } from '../reload/restart-only.js';
 import { serialQueueOf } from '../reload/serial.js';
 import type { LoadedConfig } from './cluster-primary.js';
+import { exitOnUncaughtError } from './fatal-errors.js';
 
 export async function runSingle(
   initial: LoadedConfig,
@@ -28,6 +29,11 @@ export async function runSingle(
             return next;
           },
         }),
+  });
+  exitOnUncaughtError({
+    logger,
+    drainTimeoutMs: () => balancer.config.drainTimeout,
+    drain: (ms) => balancer.close(ms),
   });
   const reload = (): void => {
     if (reloadSource === undefined) {
