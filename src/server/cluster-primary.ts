@@ -22,6 +22,7 @@ import {
 } from '../admin/control.js';
 import { restartOnlyChanges } from '../reload/restart-only.js';
 import { SerialQueue } from '../reload/serial.js';
+import { exitOnUncaughtError } from './fatal-errors.js';
 import { Sampler } from '../admin/sampler.js';
 import { AdminServer } from '../admin/server.js';
 import { mergeSnapshots, retireSnapshot, withRetired, type Snapshot } from '../admin/snapshot.js';
@@ -277,5 +278,14 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   process.on('SIGHUP', reload);
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // A bug in the primary (admin API, IPC): workers drain as on SIGTERM, then exit 70.
+  exitOnUncaughtError({
+    logger,
+    drainTimeoutMs: () => control.current.config.drainTimeout,
+    drain: async (ms) => {
+      stop('SIGTERM');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, ms))]);
+    },
+  });
   return exited;
 }
