@@ -16,13 +16,17 @@ export interface BuildResult {
   readonly typeErrors: string;
 }
 
-export function buildForBench(root: string, ref?: string): BuildResult {
-  const dir = join(root, '.cache/bench-build');
+/**
+ * `name` picks the cache folders (`.cache/<name>-build`, `.cache/<name>-src`), so that a tool
+ * other than `npm run bench` (bench/fast-path-ceiling.ts) does not delete a build in use.
+ */
+export function buildForBench(root: string, ref?: string, name = 'bench'): BuildResult {
+  const dir = join(root, `.cache/${name}-build`);
   const tsc = join(root, 'node_modules/typescript/bin/tsc');
   rmSync(dir, { recursive: true, force: true });
   let project = join(root, 'bench/tsconfig.build.json');
   if (ref !== undefined) {
-    const source = join(root, '.cache/bench-src');
+    const source = join(root, `.cache/${name}-src`);
     rmSync(source, { recursive: true, force: true });
     mkdirSync(source, { recursive: true });
     const archive = spawnSync(
@@ -50,7 +54,9 @@ export function buildForBench(root: string, ref?: string): BuildResult {
       }),
     );
   }
-  const out = spawnSync(process.execPath, [tsc, '-p', project], { encoding: 'utf8' });
+  const out = spawnSync(process.execPath, [tsc, '-p', project, '--outDir', dir], {
+    encoding: 'utf8',
+  });
   if (!existsSync(join(dir, 'src/cli/main.js'))) {
     throw new Error(`build failed: no src/cli/main.js emitted\n${out.stdout.slice(0, 2_000)}`);
   }

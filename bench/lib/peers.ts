@@ -124,7 +124,10 @@ function startNginx(
   );
 }
 
-/** nginx as the never-bottleneck backend: `return 200` for small answers, a static 1 MiB file. */
+/**
+ * nginx as the never-bottleneck backend: `return 200` for small answers, a static 1 MiB file,
+ * and /check, whose response header x-seen-xff echoes the request's X-Forwarded-For.
+ */
 export async function startNginxBackend(ctx: BenchContext): Promise<RunningBackends> {
   const port = await freePort();
   writeFileSync(join(ctx.dir, '1m.bin'), Buffer.alloc(1 << 20, 97));
@@ -135,6 +138,8 @@ ${nginxHttpCommon(ctx.dir)}
   server {
     listen 127.0.0.1:${port};
     location = /1m { alias ${ctx.dir}/1m.bin; }
+    # Echoes the X-Forwarded-For it received, for tools that check a proxy forwards it.
+    location = /check { add_header x-seen-xff "$http_x_forwarded_for" always; return 200 "check\\n"; }
     location / { return 200 "hello world\\n"; }
   }
 }

@@ -241,12 +241,22 @@ export function formatSummary(results: BenchResults): string {
     out.push(
       '',
       formatTable(
-        ['1 GiB streamed through anubis', 'MB/s', 'RSS before (MiB)', 'peak RSS (MiB)'],
+        [
+          '1 GiB streamed through anubis',
+          'MB/s',
+          'RSS before (MiB)',
+          'peak RSS during transfer (MiB)',
+          'peak before it (MiB)',
+        ],
         results.stream.map((s) => [
           s.direction,
           formatNumber(s.mbps),
           formatNumber(s.rssBeforeMiB, 1),
-          formatNumber(s.peakRssMiB, 1),
+          // VmHWM could not be reset: the peak is over the process's life.
+          s.peakReset
+            ? formatNumber(s.peakRssMiB, 1)
+            : `${formatNumber(s.peakRssMiB, 1)} (process life)`,
+          formatNumber(s.startupPeakRssMiB, 1),
         ]),
       ),
     );

@@ -52,6 +52,7 @@ import {
   type QueuedRequest,
 } from './concurrency-gate.js';
 import { ReplayableBody } from './replay-body.js';
+import { readBufferCollector } from './body-memory.js';
 import { untriedBackup } from '../health/eligibility.js';
 import {
   mayRetry,
@@ -366,6 +367,7 @@ class Exchange
 
   onData(chunk: Buffer): boolean {
     if (this.discarding) return true;
+    readBufferCollector.count(chunk.length);
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.resumeUpstream as () => void);
     return false;

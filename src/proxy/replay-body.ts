@@ -11,6 +11,7 @@
  * longer replayable: that request is not retried (what was sent cannot be sent again).
  */
 import { Readable } from 'node:stream';
+import { readBufferCollector } from './body-memory.js';
 
 export class ReplayableBody {
   private readonly source: Readable;
@@ -62,6 +63,7 @@ export class ReplayableBody {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    readBufferCollector.count(chunk.length);
     if (!this.overflowed) {
       this.bytes += chunk.length;
       if (this.bytes > this.limit) {
