@@ -16,6 +16,8 @@ class RestartableBackend {
   readonly port: number;
   readonly name: string;
   served = 0;
+  /** Health checks answered since the last start(). */
+  checks = 0;
   private server: Server | undefined;
 
   constructor(name: string, port: number) {
@@ -28,10 +30,12 @@ class RestartableBackend {
   }
 
   async start(): Promise<void> {
+    this.checks = 0;
     const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
       req.resume();
       req.on('end', () => {
         if (req.url !== '/health') this.served++;
+        else this.checks++;
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end(this.name);
       });
@@ -135,7 +139,7 @@ void test('kill one of three under steady GET load: no failed request, down with
     assert.equal(victimBackend.healthy, false);
     // Margin for a loaded machine: the timers themselves can run late.
     assert.ok(
-      activeDownAfter <= activeDownBound + 400,
+      activeDownAfter <= activeDownBound + 1_500,
       `marked down after ${Math.round(activeDownAfter)} ms (bound ${activeDownBound} ms)`,
     );
     const downEvent = events.find((e) => e.backend.id === 'b' && !e.healthy);
@@ -152,11 +156,17 @@ void test('kill one of three under steady GET load: no failed request, down with
       interval * rise * 10,
     );
     const upAfter = upAt - restartedAt;
-    // rise checks, at most interval·(1+jitter) apart, the first one up to one interval away.
-    const upBound = interval * 1.1 * rise;
+    // Up after `rise` good checks, not more: counted by the backend, so a loaded machine's
+    // late timers cannot blur it (one more may arrive between the event and this line).
+    const checksWhenUp = victim.checks;
     assert.ok(
-      upAfter <= upBound + 400,
-      `up again after ${Math.round(upAfter)} ms (bound ${upBound} ms)`,
+      checksWhenUp >= rise && checksWhenUp <= rise + 1,
+      `up again after ${checksWhenUp} checks (rise ${rise})`,
+    );
+    // rise checks, at most interval·(1+jitter) apart, the first one up to one interval away;
+    // the wait above already fails past interval · rise · 10.
+    t.diagnostic(
+      `up again after ${Math.round(upAfter)} ms (ideal bound ${interval * 1.1 * rise} ms)`,
     );
     const deadline = performance.now() + 2_000;
     while (victim.served <= servedBeforeRestart && performance.now() < deadline) await sleep(10);
