@@ -42,7 +42,11 @@
  * - Exploration: a backend with no sample yet (new, or never answered), or back in the
  *   eligible set after being down, drained or disabled, gets exactly one request at a time
  *   until it answers: key −∞ while it is idle, +∞ while its probe is in flight. It neither
- *   floods (Traefik scores a new backend 0) nor starves on an estimate from before.
+ *   floods (Traefik scores a new backend 0) nor starves on an estimate from before. Cold
+ *   start (no backend has a sample, every one has a probe in flight): all keys are +∞, an
+ *   exact tie, so further requests rotate evenly — without information no split sends fewer
+ *   to a slow backend on average, and this one has the smallest worst case; once any backend
+ *   has answered, the others' in-flight probes rank last again.
  *
  * Cost. Taking log2, score_i = 2^(key_i − now/H) with
  *   key_i = max(log2(ewma_i) + t_i/H, log2(age_i) + now/H) + log2(active_i + 1) − log2(weight_i),

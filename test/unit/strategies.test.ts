@@ -121,6 +121,59 @@ void test('least-time: a backend without samples gets one probe at a time, then 
   assert.ok(leastTimeKey(fresh, 1, 'headers') === Infinity);
 });
 
+void test('least-time: cold start: a blind first wave is split evenly, then a backend still on its first requests gets no more until it answers', () => {
+  // The balancing bench without warm-up: 16 connections, four backends without samples, one
+  // of them 10x slower (100 ms vs 10 ms). Closed loop in 1 ms steps of virtual time.
+  const strategy = new LeastTimeStrategy();
+  let now = 0;
+  strategy.now = () => now;
+  const backends = fakeBackends([1, 1, 1, 1]);
+  const slow = backends[3] as FakeBackend;
+  attach(strategy, backends);
+  const inflight: { backend: FakeBackend; sentAt: number }[] = [];
+  const send = (): void => {
+    const chosen = strategy.pick(context()) as FakeBackend;
+    chosen.started(now);
+    inflight.push({ backend: chosen, sentAt: now });
+  };
+  const runUntil = (end: number): void => {
+    for (; now < end; now++) {
+      for (let i = inflight.length - 1; i >= 0; i--) {
+        const request = inflight[i] as (typeof inflight)[number];
+        if (now - request.sentAt < (request.backend === slow ? 100 : 10)) continue;
+        inflight.splice(i, 1);
+        request.backend.ended(now - request.sentAt, now);
+        send();
+      }
+    }
+  };
+  // 16 requests before any answer: nothing tells the backends apart, so an even split.
+  for (let i = 0; i < 16; i++) send();
+  assert.deepEqual(
+    backends.map((b) => b.requests),
+    [4, 4, 4, 4],
+  );
+  // From t = 10 ms the fast backends have a 10 ms estimate; the slow one's first requests
+  // are outstanding (older than that estimate from then on): it gets nothing new.
+  runUntil(100);
+  assert.ok(backends.slice(0, 3).every((b) => b.latencySamples > 0));
+  assert.equal(slow.latencySamples, 0);
+  assert.equal(slow.requests, 4, 'no request to a backend whose first ones are outstanding');
+  const waiting = strategy.explain().find((e) => e.backend === slow.id);
+  assert.equal(waiting?.inputs.state, 'probe in flight');
+  // Its answers (100 ms, 10x the others) make it degraded: probes only, one per second, so
+  // a backend that was slow once is still tried again.
+  runUntil(2_600);
+  assert.ok(slow.requests >= 5, `re-probed: ${slow.requests} requests`);
+  assert.ok(slow.requests <= 7, `probes only: ${slow.requests} requests`);
+  // The identical fast backends share the rest equally.
+  const fast = backends.slice(0, 3).map((b) => b.requests);
+  assert.ok(
+    Math.max(...fast) - Math.min(...fast) <= 0.05 * Math.min(...fast),
+    `fast backends: ${fast.join(', ')}`,
+  );
+});
+
 void test('least-time: a backend back after being down is probed once, then judged on new samples', () => {
   for (const strategy of [
     new LeastTimeStrategy(),
