@@ -140,7 +140,9 @@ async function main(): Promise<number> {
           durationS: options.balancingDurationS,
           repeats: options.balancingRepeats,
           connections: options.balancingConnections,
-          warmupS: options.quick ? 0 : 1,
+          // Quick mode too: without it, the 4 blind first requests to the slow backend (no
+          // strategy knows it yet) set a 1 s run's p99 (docs/performance.md).
+          warmupS: 1,
           essential: options.quick,
           autocannonScript,
           log,
