@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { Agent, request } from 'undici';
 import { createLoadBalancer } from '../../src/load-balancer.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { freePort, startBackend, type TestServer } from '../helpers/servers.js';
-import { spawnCli, startAnubis, stopChild, waitForOutput } from '../helpers/anubis.js';
+import { ROOT, spawnCli, startAnubis, stopChild, waitForOutput } from '../helpers/anubis.js';
 
 const EXAMPLE = fileURLToPath(
   new URL('../../examples/custom-strategy/prefer-zone.ts', import.meta.url),
@@ -104,28 +104,38 @@ void test('a 10x slower backend: least-time and least-connections send it far le
   });
 });
 
-void test('least-time resumes sending to a backend once it is fast again', async () => {
-  const slow = { ms: 100 };
-  await withBackends(3, [{ ms: 10 }, { ms: 10 }, slow], async (servers) => {
-    const lb = await startAnubis(
-      servers.map((s) => s.url),
-      { strategy: 'least-time' },
-    );
-    try {
-      const before = share(await load(lb.url, 500, 12), 's2');
-      assert.ok(before < 0.15, `slow phase: ${before}`);
-      slow.ms = 10;
-      const started = performance.now();
-      const hits = await load(lb.url, 2_500, 12);
-      const elapsed = performance.now() - started;
-      // The last third of the run (the estimate has decayed and re-formed by then).
-      const tail = hits.filter((h) => h.at - started > (elapsed * 2) / 3);
-      const after = share(tail, 's2');
-      assert.ok(after > 0.2, `after recovery: ${after} over ${tail.length} requests`);
-    } finally {
-      await lb.close();
-    }
-  });
+void test('least-time and least-connections resume sending to a backend once it is fast again', async () => {
+  // Bounds of the slow phase: as in the test above (least-time < 15%, least-connections < 20%).
+  const slowPhaseBound: [string, number][] = [
+    ['least-time', 0.15],
+    ['least-connections', 0.2],
+  ];
+  for (const [strategy, bound] of slowPhaseBound) {
+    const slow = { ms: 100 };
+    await withBackends(3, [{ ms: 10 }, { ms: 10 }, slow], async (servers) => {
+      const lb = await startAnubis(
+        servers.map((s) => s.url),
+        { strategy },
+      );
+      try {
+        const before = share(await load(lb.url, 500, 12), 's2');
+        assert.ok(before < bound, `${strategy}: slow phase: ${before}`);
+        slow.ms = 10;
+        const started = performance.now();
+        const hits = await load(lb.url, 2_500, 12);
+        const elapsed = performance.now() - started;
+        // The last third of the run (least-time's estimate has decayed and re-formed by then).
+        const tail = hits.filter((h) => h.at - started > (elapsed * 2) / 3);
+        const after = share(tail, 's2');
+        assert.ok(
+          after > 0.2,
+          `${strategy}: after recovery: ${after} over ${tail.length} requests`,
+        );
+      } finally {
+        await lb.close();
+      }
+    });
+  }
 });
 
 void test('weights 1,2,3: round-robin, least-connections, random-two and random shares are close to 1/6, 2/6, 3/6', async () => {
@@ -286,7 +296,7 @@ export default function createStrategy(): Strategy {
   });
 });
 
-void test('the example custom strategy runs from a config file through the real CLI; --strategy selects built-ins', async () => {
+void test('the example custom strategy runs from a config file through the real CLI; --strategy selects built-ins and custom modules', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'anubis-zone-'));
   await withBackends(2, [{ ms: 0 }, { ms: 0 }], async (servers) => {
     const port = await freePort();
@@ -343,6 +353,50 @@ void test('the example custom strategy runs from a config file through the real 
       assert.deepEqual([...names].sort(), ['s0', 's1'], 'idle ties rotate');
     } finally {
       await stopChild(quick);
+    }
+    // --strategy ./file: a custom module, its path relative to the working directory.
+    const module = join(dir, 'last-backend.ts');
+    await writeFile(
+      module,
+      `import type { BackendView, Strategy } from ${JSON.stringify(fileURLToPath(new URL('../../src/index.ts', import.meta.url)))};
+export default function createStrategy(): Strategy {
+  let backends: readonly BackendView[] = [];
+  return {
+    name: 'last-backend',
+    setBackends(b) { backends = b; },
+    pick(context) {
+      for (let i = backends.length - 1; i >= 0; i--) {
+        const b = backends[i] as BackendView;
+        if (!context.excluded?.has(b)) return b;
+      }
+      return undefined;
+    },
+  };
+}
+`,
+    );
+    const relativeModule = relative(ROOT, module); // spawnCli runs in ROOT;
+    const port3 = await freePort();
+    const custom = spawnCli([
+      '--listen',
+      `127.0.0.1:${port3}`,
+      '--workers',
+      '1',
+      '--strategy',
+      relativeModule.startsWith('.') ? relativeModule : `./${relativeModule}`,
+      '--backend',
+      servers[0]?.url as string,
+      '--backend',
+      servers[1]?.url as string,
+    ]);
+    try {
+      await waitForOutput(custom, /listening/);
+      for (let i = 0; i < 4; i++) {
+        const r = await request(`http://127.0.0.1:${port3}/`);
+        assert.equal(await r.body.text(), 's1', 'the custom strategy picks the last backend');
+      }
+    } finally {
+      await stopChild(custom);
       await rm(dir, { recursive: true, force: true });
     }
   });
