@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { SimulatedBackend } from '../../src/simulate/backends.js';
 import { runSimulation } from '../../src/simulate/run.js';
@@ -151,6 +152,55 @@ void test('anubis simulate: table on stdout, progress on stderr, report file', a
   const html = await readFile(report, 'utf8');
   assert.match(html, /^<!doctype html>/);
   assert.equal(html.match(/data-chart="latency-cdf"/g)?.length, 1);
+});
+
+void test('anubis simulate --scenario: a YAML file with weights, a custom strategy module and strategy options; flags override its keys', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'anubis-sim-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(
+    join(dir, 'last-backend.ts'),
+    `import type { BackendView, Strategy } from ${JSON.stringify(fileURLToPath(new URL('../../src/index.ts', import.meta.url)))};
+export default function createStrategy(): Strategy {
+  let backends: readonly BackendView[] = [];
+  return {
+    name: 'last-backend',
+    setBackends(b) { backends = b; },
+    pick(context) {
+      for (let i = backends.length - 1; i >= 0; i--) {
+        const b = backends[i] as BackendView;
+        if (!context.excluded?.has(b)) return b;
+      }
+      return undefined;
+    },
+  };
+}
+`,
+  );
+  const file = join(dir, 'scenario.yaml');
+  await writeFile(
+    file,
+    [
+      'seed: 5',
+      'requests: 100000 # overridden by --requests',
+      'concurrency: 4',
+      'strategies: [round-robin, ./last-backend.ts, { name: hash, key: path }]',
+      'backends:',
+      '  - { name: a, latency: 2ms }',
+      '  - { name: b, latency: 2ms±1ms, weight: 2 }',
+      '',
+    ].join('\n'),
+  );
+  const run = await runCli(['simulate', '--scenario', file, '--requests', '120'], 30_000);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(
+    run.stdout,
+    /2 backends \(a:2ms, b:2ms±1ms \(weight 2\)\), 120 requests per strategy, concurrency 4, seed 5/,
+  );
+  // Round robin follows the weights exactly; the custom module (resolved next to the
+  // scenario file) sends everything to the last backend; hash by path spreads the keys.
+  assert.match(run.stdout, /^round-robin\s.*\s0\s+33\.3%\s+66\.7%$/m);
+  assert.match(run.stdout, /^\.\/last-backend\.ts\s.*\s0\s+0\.0%\s+100\.0%$/m);
+  assert.match(run.stdout, /^hash\(key=path\)\s.*\s0\s+\d+\.\d%\s+\d+\.\d%$/m);
 });
 
 void test('anubis simulate: bad scenarios exit 2 naming the flag or key path', async (t) => {
