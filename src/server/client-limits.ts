@@ -170,8 +170,8 @@ export interface ClientLimitsOptions {
   readonly onUpgrade?: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
   /**
    * Where the connection cap applies: `answer` (default) counts this server's connections and
-   * answers one too many with 503; `none` leaves it to the caller (TLS and h2c listeners set
-   * `maxConnections` on the socket server, where a plain-text 503 could not be sent).
+   * answers one too many with 503; `none` leaves it to the caller (TLS and h2c listeners count
+   * TCP connections on their socket server and answer after the TLS handshake or in HTTP/2).
    */
   readonly connectionCap?: 'answer' | 'none';
 }
@@ -300,22 +300,28 @@ function checkDeclaredBody(req: IncomingMessage, max: number): Rejection | undef
   return length !== undefined && Number(length) > max ? BODY_TOO_LARGE : undefined;
 }
 
+/** The body of the 503 a connection beyond `limits.maxConnections` gets. */
+export const TOO_MANY_CONNECTIONS_BODY = '503 Service Unavailable: too many connections\n';
+const TOO_MANY_CONNECTIONS = rawAnswer(503, 'too many connections', 'retry-after: 1\r\n');
+
+/** Answers an HTTP/1 connection beyond the cap with 503 (Retry-After: 1) and closes it. */
+export function refuseConnection(socket: Duplex, logger: Logger, open: number, max: number): void {
+  logger.debug(
+    { code: 'ANUBIS_TOO_MANY_CONNECTIONS', open, max },
+    'connection refused: listener at its connection limit',
+  );
+  endWithAnswer(socket, TOO_MANY_CONNECTIONS);
+}
+
 /**
  * At most `max` concurrent client connections: one more is answered 503 (with Retry-After)
  * and closed, rather than dropped without a word as `server.maxConnections` would.
  */
 function capConnections(server: Server, max: number, logger: Logger): void {
   let open = 0;
-  const answer = rawAnswer(503, 'too many connections', 'retry-after: 1\r\n');
   server.prependListener('connection', (socket: Socket) => {
     open++;
     socket.once('close', () => open--);
-    if (open > max) {
-      logger.debug(
-        { code: 'ANUBIS_TOO_MANY_CONNECTIONS', open, max },
-        'connection refused: listener at its connection limit',
-      );
-      endWithAnswer(socket, answer);
-    }
+    if (open > max) refuseConnection(socket, logger, open, max);
   });
 }

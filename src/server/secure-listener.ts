@@ -28,6 +28,7 @@ import {
   type Http2SecureServer,
   type Http2Server,
   type Http2Session,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import {
@@ -38,8 +39,15 @@ import {
 } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '../logging/logger.js';
 import type { ListenAddress } from '../config/units.js';
-import { applyClientLimits, type ClientLimitsOptions } from './client-limits.js';
+import {
+  applyClientLimits,
+  refuseConnection,
+  TOO_MANY_CONNECTIONS_BODY,
+  type ClientLimitsOptions,
+} from './client-limits.js';
 import { formatAddress } from '../config/units.js';
 import type { ListenerTlsConfig, ListenerCertificates } from './tls-certificates.js';
 import { bindServer } from './bind.js';
@@ -61,6 +69,13 @@ export const H2_IDLE_SESSION_MS = 120_000;
  * opens connections and never finishes a handshake hold them for two minutes each.
  */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Set on a socket accepted beyond `limits.maxConnections`: the open count at that time. */
+const OVER_CAP = Symbol('anubis.overConnectionCap');
+type MarkedSocket = { [OVER_CAP]?: number };
+
+/** How long an HTTP/2 connection beyond the cap may stay to receive its 503. */
+const OVER_CAP_SESSION_MS = 1_000;
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -113,6 +128,8 @@ export class SecureListener implements ClientListener {
   private handle: RequestHandler = (req, res) => this.onRequest(req, res);
   private onUpgrade: UpgradeHandler | undefined;
   private upgraded: ReadonlySet<Duplex> = new Set();
+  /** Answers 503 to an HTTP/2 stream of a connection beyond the cap (true when it did). */
+  private refuseStream: (req: IncomingMessage, res: ServerResponse) => boolean = () => false;
 
   constructor(options: SecureListenerOptions) {
     this.address = options.address;
@@ -120,7 +137,9 @@ export class SecureListener implements ClientListener {
     this.certificates = options.certificates;
     this.onRequest = options.onRequest;
     // One indirection so a reload can hand new requests to a new proxy (setRequestHandler).
-    const onRequest: RequestHandler = (req, res) => this.handle(req, res);
+    const onRequest: RequestHandler = (req, res) => {
+      if (!this.refuseStream(req, res)) this.handle(req, res);
+    };
     const http1Options = {
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
       headersTimeout: options.headersTimeoutMs ?? 30_000,
@@ -195,9 +214,56 @@ export class SecureListener implements ClientListener {
     );
     this.handle = guarded.handleRequest;
     this.upgraded = guarded.upgraded;
-    // A plain-text 503 cannot be written into a TLS handshake: beyond the cap the socket server
-    // stops taking connections (Node closes them at once).
-    this.server.maxConnections = options.limits.maxConnections;
+    this.capConnections(options.limits.maxConnections, options.logger);
+  }
+
+  /**
+   * At most `max` concurrent client connections, counted as TCP connections on the socket
+   * server (TLS handshakes included). One too many is marked, and answered once it speaks
+   * HTTP: a plain-text 503 cannot be written into a TLS handshake, so an HTTP/1.1 connection
+   * gets it after the handshake (or, on h2c, in clear), and an HTTP/2 connection gets a 503
+   * on its first stream, then GOAWAY. Either way it is closed within a second or so.
+   */
+  private capConnections(max: number, logger: Logger): void {
+    let open = 0;
+    this.server.prependListener('connection', (socket: Socket) => {
+      open++;
+      socket.once('close', () => open--);
+      if (open > max) (socket as MarkedSocket)[OVER_CAP] = open;
+    });
+    const refuseHttp1 = (socket: Socket): void => {
+      const mark = (socket as MarkedSocket)[OVER_CAP];
+      if (mark !== undefined) refuseConnection(socket, logger, mark, max);
+    };
+    if (this.certificates !== undefined) {
+      this.server.prependListener('secureConnection', (socket: TLSSocket) => {
+        const mark = (socket as unknown as { _parent?: MarkedSocket })._parent?.[OVER_CAP];
+        if (mark === undefined) return;
+        (socket as MarkedSocket)[OVER_CAP] = mark;
+        if (socket.alpnProtocol !== 'h2') refuseHttp1(socket);
+      });
+    } else {
+      (this.http1 as HttpServer).prependListener('connection', refuseHttp1);
+    }
+    this.refuseStream = (req, res) => {
+      // The session's socket is a proxy of the TLS (or h2c) socket: the mark reads through.
+      const mark = (req.socket as MarkedSocket | undefined)?.[OVER_CAP];
+      if (mark === undefined) return false;
+      const stream = (req as unknown as { stream?: ServerHttp2Stream }).stream;
+      if (stream === undefined) return false;
+      logger.debug(
+        { code: 'ANUBIS_TOO_MANY_CONNECTIONS', open: mark, max },
+        'connection refused: listener at its connection limit',
+      );
+      res.writeHead(503, {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': Buffer.byteLength(TOO_MANY_CONNECTIONS_BODY),
+        'retry-after': '1',
+      });
+      res.end(TOO_MANY_CONNECTIONS_BODY);
+      stream.session?.close();
+      return true;
+    };
   }
 
   /** Sends Upgrade requests that arrive from now on to `onUpgrade` (reload). */
@@ -211,6 +277,10 @@ export class SecureListener implements ClientListener {
       session.once('close', () => this.sessions.delete(session));
       session.setTimeout(H2_IDLE_SESSION_MS, () => session.close());
       if (this.draining) session.close();
+      // Beyond the connection cap: a second to send a request (answered 503), then cut.
+      if ((session.socket as MarkedSocket | undefined)?.[OVER_CAP] !== undefined) {
+        setTimeout(() => session.destroy(), OVER_CAP_SESSION_MS).unref();
+      }
     });
   }
 

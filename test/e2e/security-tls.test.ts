@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as http2Connect } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -136,3 +137,55 @@ void test('h2c listener: its HTTP/1.1 side runs the guard and proxies WebSockets
   ws.close();
   await once(ws, 'close');
 });
+
+for (const kind of ['HTTPS', 'HTTPS/1.1 only', 'h2c'] as const) {
+  void test(`${kind}: a connection beyond maxConnections gets 503 with Retry-After; capacity comes back`, async (t) => {
+    const tls = kind !== 'h2c';
+    const h2 = kind !== 'HTTPS/1.1 only';
+    const { anubis, port } = await start({
+      ...(tls ? { tls: { cert: localhost.certFile, key: localhost.keyFile } } : {}),
+      http2: h2,
+      limits: { maxConnections: 1 },
+    });
+    t.after(() => anubis.close());
+    const origin = tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
+    const h2Status = async (): Promise<[number, string | undefined]> => {
+      const session = http2Connect(origin, { ca: pki.ca.cert });
+      session.on('error', () => {});
+      try {
+        const stream = session.request({ ':path': '/' });
+        const [headers] = (await once(stream, 'response')) as [Record<string, string | number>];
+        stream.resume();
+        await once(stream, 'end');
+        return [headers[':status'] as number, headers['retry-after'] as string | undefined];
+      } finally {
+        session.close();
+      }
+    };
+    const http1 = async (): Promise<string> =>
+      tls
+        ? sendTls(port, 'GET / HTTP/1.1\r\nHost: localhost\r\n\r\n')
+        : (await sendRaw(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n')).text;
+
+    // The one connection allowed, kept open (a keep-alive HTTP/1.1 connection).
+    const held = tls
+      ? tlsConnect({ port, host: '127.0.0.1', ca: pki.ca.cert, servername: 'localhost' })
+      : netConnect(port, '127.0.0.1');
+    held.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await once(held, 'data');
+
+    const refused = await http1();
+    assert.deepEqual(statusesOf(refused), [503], refused);
+    assert.match(refused, /\r\nretry-after: 1\r\n/i);
+    if (h2) assert.deepEqual(await h2Status(), [503, '1']);
+
+    held.destroy();
+    // The server sees the close a moment later: capacity comes back (bounded wait).
+    let status = 0;
+    for (let attempt = 0; attempt < 50 && status !== 200; attempt++) {
+      status = h2 ? (await h2Status())[0] : (statusesOf(await http1())[0] ?? 0);
+      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(status, 200);
+  });
+}
