@@ -174,6 +174,10 @@ export function buildRequestHeaders(
       continue;
     }
     if (extra?.has(lower) === true) continue;
+    // `X_Forwarded_For` and the like: CGI/WSGI-style backends map `_` and `-` to the same
+    // variable, so such a header could pose as the one anubis sets. Dropped, as nginx drops
+    // every header with `_` by default (here only variants of the headers dropped above).
+    if (lower.indexOf('_') !== -1 && REQUEST_DROPPED.has(lower.replaceAll('_', '-'))) continue;
     if (lower === 'host') host = value;
     else if (lower === 'cookie' && authority !== undefined) {
       // HTTP/2 clients may split Cookie into one field per pair (RFC 9113 §8.2.3); towards an

@@ -90,6 +90,35 @@ test('X-Forwarded-* from an untrusted client are replaced', () => {
   assert.deepEqual(out['x-forwarded-host'], ['h']);
 });
 
+test('underscore twins of managed headers (X_Forwarded_For, …) are dropped; other underscores pass', () => {
+  const out = toMap(
+    buildRequestHeaders(
+      [
+        'Host',
+        'h',
+        'X_Forwarded_For',
+        '6.6.6.6',
+        'x-forwarded_proto',
+        'https',
+        'X_FORWARDED_HOST',
+        'evil',
+        'Transfer_Encoding',
+        'chunked',
+        'X_Request_Id',
+        'abc',
+      ],
+      undefined,
+      untrusted,
+    ),
+  );
+  assert.equal(out.x_forwarded_for, undefined);
+  assert.equal(out['x-forwarded_proto'], undefined);
+  assert.equal(out.x_forwarded_host, undefined);
+  assert.equal(out.transfer_encoding, undefined);
+  assert.deepEqual(out['x-forwarded-for'], ['203.0.113.9']);
+  assert.deepEqual(out.x_request_id, ['abc']);
+});
+
 test('X-Forwarded-* from a trusted proxy are kept and extended', () => {
   const out = toMap(
     buildRequestHeaders(
