@@ -6,8 +6,8 @@
  * the chosen backend's `active` goes up, and the oldest of 16 in-flight requests ends with a
  * latency sample. Strategies that keep a heap (least-connections, least-time) pay for their
  * order updates there, so the figure is the whole per-request cost of the strategy, not
- * pick() alone. Backends are light stand-ins for src/upstream/backend.ts with the same
- * latency formula (no sockets), so the numbers isolate the strategy.
+ * pick() alone. Backends are light stand-ins for src/upstream/backend.ts with the same stats
+ * bookkeeping (BackendStats) and no sockets, so the numbers isolate the strategy.
  *
  *   node --import tsx bench/pick.ts                  all strategies, 3 / 100 / 1,000 backends
  *   node --import tsx bench/pick.ts --duration 200   CPU ms measured per case (default 300)
@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { builtinStrategies } from '../src/strategies/registry.js';
 import type { BackendView, PickContext, Strategy } from '../src/strategies/types.js';
-import { foldLatency } from '../src/upstream/backend.js';
+import { BackendStats } from '../src/upstream/backend-stats.js';
 
 export interface PickBenchmarkOptions {
   /** Pool sizes (default 3, 100, 1,000). */
@@ -62,52 +62,35 @@ export const DEFAULT_CASES: readonly StrategyCase[] = [
   { label: SCAN_REFERENCE, name: SCAN_REFERENCE },
 ];
 
-/** A backend's stats as the proxy writes them, without the connection pool. */
-class BenchBackend implements BackendView {
+/**
+ * A backend's stats as the proxy writes them (BackendStats), without the connection pool. An
+ * answer is one time-to-headers sample and the end of the request, told to the strategy once.
+ */
+class BenchBackend extends BackendStats implements BackendView {
   readonly id: string;
   readonly url: string;
   readonly weight: number;
   readonly effectiveWeight: number;
-  active = 0;
-  latencyEwmaMs = 0;
-  latencySamples = 0;
-  lastSampleAt = 0;
-  requests = 0;
-  failures = 0;
-  /** least-time's in-flight age inputs (see Backend), on the bench's step clock. */
-  awaiting = 0;
-  lastProgressAt = 0;
-  lastLatencyMs = 0;
   listener: ((backend: BackendView) => void) | undefined;
 
   constructor(index: number) {
+    super();
     this.id = `10.0.${index >> 8}.${index & 255}:8080`;
     this.url = `http://${this.id}`;
     this.weight = 1 + (index % 3);
     this.effectiveWeight = this.weight;
   }
 
+  /** A request starts at bench step `now`. */
   started(now: number): void {
-    if (this.awaiting++ === 0) this.lastProgressAt = now;
-    this.active++;
-    this.requests++;
+    this.countStart(now);
     this.listener?.(this);
   }
 
+  /** The request answered after `ms` and ended, at bench step `now`. */
   ended(ms: number, now: number): void {
-    this.active--;
-    if (this.awaiting > 0) this.awaiting--;
-    this.lastProgressAt = now;
-    this.lastLatencyMs = ms;
-    this.latencyEwmaMs = foldLatency(
-      this.latencyEwmaMs,
-      this.latencySamples,
-      this.lastSampleAt,
-      ms,
-      now,
-    );
-    this.latencySamples++;
-    this.lastSampleAt = now;
+    this.countHeaders(ms, now);
+    this.countEnd(false, now);
     this.listener?.(this);
   }
 }

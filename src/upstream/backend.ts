@@ -1,61 +1,26 @@
 /**
  * A backend: identity (id, url, weight), live stats written only by the proxy (active
  * requests, latency EWMA, counters), and state written by health checks and the admin API.
- * Stats live here, not in strategies, so they survive a strategy rebuild or a config reload
- * that keeps the backend.
+ * Stats live here (their fields and transitions in the base class, src/upstream/backend-stats.ts),
+ * not in strategies, so they survive a strategy rebuild or a config reload that keeps the
+ * backend.
  */
 import { Pool } from './undici-pool.js';
 import type { BackendView } from '../strategies/types.js';
 import type { BackendConnectTls } from './backend-tls.js';
 import { BackendHealth } from '../health/backend-health.js';
 import { LatencyHistogram } from './latency-histogram.js';
+import { BackendStats } from './backend-stats.js';
 
-/**
- * Latency estimate (time to response headers; the same for time to last byte):
- *
- *   prior = ewma · 2^(−(now − lastSampleAt) / LATENCY_HALF_LIFE_MS)   (time decay)
- *   ewma ← α·sample + (1−α)·prior                                     (first sample: ewma = sample)
- *
- * The decay halves an estimate for every half-life without a sample, so a backend that was
- * slow once and then left alone looks better and better until least-time tries it again (no
- * starvation, unlike Traefik's plain mean), and a backend coming back after a pause starts
- * from a low, quickly corrected estimate. Strategies apply the same decay when they compare
- * estimates (see src/strategies/least-time.ts), so what they see is always the decayed value.
- */
-export const LATENCY_EWMA_ALPHA = 0.3;
-/** Half-life of an estimate without new samples (ms). */
-export const LATENCY_HALF_LIFE_MS = 1_000;
-
-/** A failed request counts as a sample of max(FACTOR × decayed estimate, MIN_MS). */
-export const FAILURE_PENALTY_FACTOR = 4;
-export const FAILURE_PENALTY_MIN_MS = 1_000;
-
-/** The latency sample a failure counts as (see Backend.requestEnded). */
-export function failurePenalty(
-  ewma: number,
-  samples: number,
-  lastSampleAt: number,
-  now: number,
-): number {
-  const idle = now - lastSampleAt;
-  const decayed =
-    samples === 0 ? 0 : idle > 0 ? ewma * Math.pow(2, -idle / LATENCY_HALF_LIFE_MS) : ewma;
-  return Math.max(FAILURE_PENALTY_FACTOR * decayed, FAILURE_PENALTY_MIN_MS);
-}
-
-/** The EWMA after one more sample, with the time decay above. */
-export function foldLatency(
-  ewma: number,
-  samples: number,
-  lastSampleAt: number,
-  ms: number,
-  now: number,
-): number {
-  if (samples === 0) return ms;
-  const idle = now - lastSampleAt;
-  const prior = idle > 0 ? ewma * Math.pow(2, -idle / LATENCY_HALF_LIFE_MS) : ewma;
-  return LATENCY_EWMA_ALPHA * ms + (1 - LATENCY_EWMA_ALPHA) * prior;
-}
+// The latency formula lives with the stats it updates; re-exported for existing importers.
+export {
+  FAILURE_PENALTY_FACTOR,
+  FAILURE_PENALTY_MIN_MS,
+  failurePenalty,
+  foldLatency,
+  LATENCY_EWMA_ALPHA,
+  LATENCY_HALF_LIFE_MS,
+} from './backend-stats.js';
 
 /** Administrative state, set by the admin API; independent of health. */
 export type AdminState = 'enabled' | 'draining' | 'disabled';
@@ -70,7 +35,7 @@ export interface BackendOptions {
   readonly tls?: BackendConnectTls | undefined;
 }
 
-export class Backend implements BackendView {
+export class Backend extends BackendStats implements BackendView {
   readonly id: string;
   readonly url: string;
   weight: number;
@@ -88,30 +53,7 @@ export class Backend implements BackendView {
   /** Times passive health ejected this backend, cumulative. */
   ejections = 0;
 
-  active = 0;
-  latencyEwmaMs = 0;
-  latencySamples = 0;
-  lastSampleAt = 0;
-  lastByteEwmaMs = 0;
-  lastByteSamples = 0;
-  lastByteSampleAt = 0;
-  /** The latest raw samples (ms; a failure's penalty counts): least-time's probe results. */
-  lastLatencyMs = 0;
-  lastLastByteMs = 0;
-  requests = 0;
-  failures = 0;
-  /**
-   * In-flight age (least-time): requests started whose response has not begun (no headers,
-   * no 101, no TCP connect yet), and the `performance.now()` of the last progress — a response
-   * beginning, a request ending, or the first awaited request starting on a backend that
-   * awaited none. While `awaiting > 0` every awaited request is at least
-   * `now − lastProgressAt` old (nothing left the awaited set since, so the requests awaited
-   * right after that moment are still awaited): a lower bound of the oldest one's age, kept
-   * with two numbers and no allocation. Requests past their headers (long bodies, upgraded
-   * connections) are not awaited, so a long download is not mistaken for a stall.
-   */
-  awaiting = 0;
-  lastProgressAt = 0;
+  // active, latency estimates, counters, in-flight age: see BackendStats.
   /** Time to response headers of every request, cumulative (admin API, metrics). */
   readonly latency = new LatencyHistogram();
   /** Responses by status class: index 1..5 for 1xx..5xx (index 0 unused), cumulative. */
@@ -133,6 +75,7 @@ export class Backend implements BackendView {
   private readonly httpPool: Pool | undefined;
 
   constructor(options: BackendOptions) {
+    super();
     this.id = options.id;
     this.url = options.url;
     this.weight = options.weight;
@@ -164,96 +107,31 @@ export class Backend implements BackendView {
 
   /** The proxy starts a request (or upgraded connection) to this backend. */
   requestStarted(): void {
-    if (this.awaiting++ === 0) this.lastProgressAt = performance.now();
-    this.active++;
-    this.requests++;
+    this.countStart();
     this.statsListener?.(this);
   }
 
   /** The request ended, successfully or not. Called exactly once per requestStarted(). */
   requestEnded(failed: boolean): void {
-    this.active--;
-    const now = performance.now();
-    // A request that ended without a response (failure, stale retry) leaves the awaited set.
-    if (this.awaiting > this.active) this.awaiting = this.active;
-    this.lastProgressAt = now;
-    if (failed) {
-      this.failures++;
-      this.penalize(now);
-    }
+    this.countEnd(failed, performance.now());
     this.statsListener?.(this);
-  }
-
-  /**
-   * A failed request counts as one slow latency sample in both estimates, so a backend that
-   * fails fast never looks fast to least-time: max(FAILURE_PENALTY_FACTOR × estimate,
-   * FAILURE_PENALTY_MIN_MS). It decays like any sample (foldLatency).
-   */
-  private penalize(now: number): void {
-    const headers = failurePenalty(this.latencyEwmaMs, this.latencySamples, this.lastSampleAt, now);
-    this.latencyEwmaMs = foldLatency(
-      this.latencyEwmaMs,
-      this.latencySamples,
-      this.lastSampleAt,
-      headers,
-      now,
-    );
-    this.latencySamples++;
-    this.lastSampleAt = now;
-    this.lastLatencyMs = headers;
-    const lastByte = failurePenalty(
-      this.lastByteEwmaMs,
-      this.lastByteSamples,
-      this.lastByteSampleAt,
-      now,
-    );
-    this.lastByteEwmaMs = foldLatency(
-      this.lastByteEwmaMs,
-      this.lastByteSamples,
-      this.lastByteSampleAt,
-      lastByte,
-      now,
-    );
-    this.lastByteSamples++;
-    this.lastByteSampleAt = now;
-    this.lastLastByteMs = lastByte;
   }
 
   /** One awaited response began (headers, 101, TCP connect) at `now` (performance.now()). */
   responseStarted(now: number): void {
-    if (this.awaiting > 0) this.awaiting--;
-    this.lastProgressAt = now;
+    this.countResponseStart(now);
   }
 
   /** Folds one time-to-headers sample (ms) into the estimate; `now` is performance.now(). */
   recordLatency(ms: number, now: number): void {
-    this.responseStarted(now);
-    this.latencyEwmaMs = foldLatency(
-      this.latencyEwmaMs,
-      this.latencySamples,
-      this.lastSampleAt,
-      ms,
-      now,
-    );
-    this.latencySamples++;
-    this.lastSampleAt = now;
-    this.lastLatencyMs = ms;
+    this.countHeaders(ms, now);
     this.latency.record(ms);
     this.statsListener?.(this);
   }
 
   /** Folds one time-to-last-byte sample (ms) into its estimate; `now` is performance.now(). */
   recordLastByte(ms: number, now: number): void {
-    this.lastByteEwmaMs = foldLatency(
-      this.lastByteEwmaMs,
-      this.lastByteSamples,
-      this.lastByteSampleAt,
-      ms,
-      now,
-    );
-    this.lastByteSamples++;
-    this.lastByteSampleAt = now;
-    this.lastLastByteMs = ms;
+    this.countLastByte(ms, now);
     this.statsListener?.(this);
   }
 

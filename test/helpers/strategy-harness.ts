@@ -4,7 +4,7 @@
  * concurrent clients in virtual time. Deterministic: same seed, same picks.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { failurePenalty, foldLatency } from '../../src/upstream/backend.js';
+import { BackendStats } from '../../src/upstream/backend-stats.js';
 import type { BackendView, PickContext, Strategy } from '../../src/strategies/types.js';
 
 /** mulberry32: a small, good-enough seeded PRNG returning [0, 1). */
@@ -19,29 +19,19 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** A backend whose stats change like src/upstream/backend.ts's, in virtual time. */
-export class FakeBackend implements BackendView {
+/**
+ * A backend whose stats change as src/upstream/backend.ts's do (the same BackendStats
+ * transitions), in virtual time, and whose answers are whole: headers and last byte at once.
+ */
+export class FakeBackend extends BackendStats implements BackendView {
   readonly id: string;
   readonly url: string;
   weight: number;
   effectiveWeight: number;
-  active = 0;
-  latencyEwmaMs = 0;
-  latencySamples = 0;
-  lastSampleAt = 0;
-  lastByteEwmaMs = 0;
-  lastByteSamples = 0;
-  lastByteSampleAt = 0;
-  requests = 0;
-  failures = 0;
-  /** Like Backend's in-flight age inputs: requests awaiting an answer, last progress time. */
-  awaiting = 0;
-  lastProgressAt = 0;
-  lastLatencyMs = 0;
-  lastLastByteMs = 0;
   listener: ((backend: BackendView) => void) | undefined;
 
   constructor(id: string, weight = 1) {
+    super();
     this.id = id;
     this.url = `http://${id}`;
     this.weight = weight;
@@ -50,37 +40,20 @@ export class FakeBackend implements BackendView {
 
   /** A request starts at virtual time `at` (default: the last sample's time). */
   started(at = this.lastSampleAt): void {
-    if (this.awaiting++ === 0) this.lastProgressAt = at;
-    this.active++;
-    this.requests++;
+    this.countStart(at);
     this.listener?.(this);
   }
 
-  /** Ends a request that answered after `ms` (sampled at `now`), or failed. */
+  /**
+   * Ends a request that answered after `ms` (sampled at `now`), or failed. The strategy is told
+   * once, after the whole answer (a Backend tells it at headers, last byte and end).
+   */
   ended(ms: number, now: number, failed = false): void {
-    this.active--;
-    // Answers are whole here (headers and end at once): one awaited request leaves.
-    if (this.awaiting > 0) this.awaiting--;
-    if (this.awaiting > this.active) this.awaiting = this.active;
-    this.lastProgressAt = now;
-    const sample = failed
-      ? failurePenalty(this.latencyEwmaMs, this.latencySamples, this.lastSampleAt, now)
-      : ms;
-    if (failed) this.failures++;
-    this.latencyEwmaMs = foldLatency(
-      this.latencyEwmaMs,
-      this.latencySamples,
-      this.lastSampleAt,
-      sample,
-      now,
-    );
-    this.latencySamples++;
-    this.lastSampleAt = now;
-    this.lastLatencyMs = sample;
-    this.lastLastByteMs = sample;
-    this.lastByteEwmaMs = this.latencyEwmaMs;
-    this.lastByteSamples = this.latencySamples;
-    this.lastByteSampleAt = now;
+    if (!failed) {
+      this.countHeaders(ms, now);
+      this.countLastByte(ms, now);
+    }
+    this.countEnd(failed, now);
     this.listener?.(this);
   }
 }
