@@ -4,20 +4,12 @@
  * concurrent clients in virtual time. Deterministic: same seed, same picks.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRandom } from '../../src/simulate/prng.js';
 import { BackendStats } from '../../src/upstream/backend-stats.js';
 import type { BackendView, PickContext, Strategy } from '../../src/strategies/types.js';
 
-/** mulberry32: a small, good-enough seeded PRNG returning [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulator's seeded PRNG (mulberry32, src/simulate/prng.ts), returning [0, 1). */
+export const seededRandom = createRandom;
 
 /**
  * A backend whose stats change as src/upstream/backend.ts's do (the same BackendStats
