@@ -217,7 +217,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
           break;
         case 'ready':
           control.channels.set(slot, channel);
-          logger.info({ worker: slot, pid: worker.process.pid }, 'worker ready');
+          // Not `pid`: that key is already in every line (the primary's own pid).
+          logger.info({ worker: slot, workerPid: worker.process.pid }, 'worker ready');
           break;
         case 'response':
           channel.settle(message as ResponseMessage);

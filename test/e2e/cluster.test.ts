@@ -94,7 +94,9 @@ void test('cluster: merged stats, runtime changes replayed after a worker restar
   // (what a worker counted after the last snapshot before it died is lost: at most 1 s).
   const beforeKill = totals(await pools());
   assert.equal(beforeKill, 60);
-  const pids = [...output.matchAll(/"pid":(\d+),"msg":"worker ready"/g)].map((m) => Number(m[1]));
+  const pids = [...output.matchAll(/"workerPid":(\d+),"msg":"worker ready"/g)].map((m) =>
+    Number(m[1]),
+  );
   assert.equal(pids.length, 2);
   process.kill(pids[0] as number, 'SIGKILL');
   await waitForOutput(child, /worker died; restarting/, 10_000);
