@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/profile.ts [seconds] [connections] [path] [close]`: runs anubis (1 worker,
+ * `node --import tsx bench/profile.ts [seconds] [connections] [path] [close|post=BYTES]`: runs anubis (1 worker,
  * pinned like the bench) under wrk load with `node --cpu-prof`, then prints where the CPU time
  * went: self time by function and by area (node:http, undici, anubis, GC, idle…).
  * BENCH_REF=HEAD profiles src/ as committed. The .cpuprofile file is kept in .cache/ for a flame graph (Chrome DevTools, speedscope).
@@ -27,8 +27,10 @@ async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 8);
   const connections = Number(process.argv[3] ?? 50);
   const path = process.argv[4] ?? '/small';
-  // `close` as 4th argument: a new connection per request.
+  // `close` as 4th argument: a new connection per request; `post=65536`: POST that many bytes.
   const close = process.argv[5] === 'close';
+  const post = /^post=(\d+)$/.exec(process.argv[5] ?? '');
+  const body = post === null ? {} : { method: 'POST', bodyBytes: Number(post[1]) };
   const root = fileURLToPath(new URL('..', import.meta.url));
   const buildDir = buildForBench(root, process.env.BENCH_REF).dir;
   const dir = mkdtempSync(join(tmpdir(), 'anubis-profile-'));
@@ -73,12 +75,12 @@ async function main(): Promise<void> {
   try {
     await waitForPort(port, 20_000, anubis);
     await runLoad(
-      { url: `http://127.0.0.1:${port}${path}`, connections, durationS: 2, close },
+      { url: `http://127.0.0.1:${port}${path}`, connections, durationS: 2, close, ...body },
       '1',
       '',
     );
     const result = await runLoad(
-      { url: `http://127.0.0.1:${port}${path}`, connections, durationS: seconds, close },
+      { url: `http://127.0.0.1:${port}${path}`, connections, durationS: seconds, close, ...body },
       '1',
       '',
     );
