@@ -85,8 +85,8 @@ function nginxHasLeastTime(ctx: BenchContext): boolean {
 /**
  * Starts into `peers` (stopped by the caller, even after a failure) anubis with every
  * built-in strategy, nginx, HAProxy and reply-from. `essential` (quick
- * runs) keeps only what the targets compare: anubis, nginx least_conn, HAProxy leastconn and
- * random(2).
+ * runs) keeps only what the targets compare: anubis's load-aware strategies, nginx
+ * least_conn, HAProxy leastconn and random(2).
  */
 async function startBalancers(
   ctx: BenchContext,
@@ -98,6 +98,9 @@ async function startBalancers(
     // Hash strategies pin a client to one backend: with one load generator they measure
     // stickiness, not balancing.
     if (name.includes('hash')) continue;
+    // Quick runs keep the strategies that look at backend load (round robin and random are
+    // blind to a degraded backend by design: the full run shows them).
+    if (essential && (name === 'round-robin' || name === 'random')) continue;
     peers.push(await startAnubis(ctx, `anubis ${name}`, backends, { workers: 1, strategy: name }));
   }
   if (NGINX !== undefined) {
