@@ -142,8 +142,10 @@ export async function runBalancing(
     const peers: RunningPeer[] = [];
     try {
       await startBalancers(ctx, backends.urls, options.essential, peers);
-      // Warm-up: connection pools open and latency estimates get their first samples.
-      for (const peer of options.warmupS > 0 ? peers : []) {
+      // Warm-up: connection pools open and latency estimates get their first samples. nginx
+      // and HAProxy keep no latency state and need no JIT (as in the throughput section).
+      const learners = peers.filter((p) => !/^(nginx|haproxy)/.test(p.name));
+      for (const peer of options.warmupS > 0 ? learners : []) {
         await runLoad(
           {
             url: `${peer.url}/small`,
