@@ -90,6 +90,20 @@ void test('dashboard shows live numbers and its drain button stops traffic', asy
   const first = await page.locator('#meta').textContent();
   await waitForText(page.locator('#meta'), (text) => text !== first);
   assert.notEqual(await rowB.locator('[data-field="p50"]').textContent(), '–');
+  // The requests/s chart is drawn (not a blank canvas) and redrawn as samples arrive.
+  // (Page-side code as a string: this project's TypeScript has no DOM types.)
+  const chart = `document.querySelector('canvas[data-chart="rps"]')`;
+  const drawn = (): Promise<string> => page.evaluate<string>(`${chart}.toDataURL()`);
+  const blank = await page.evaluate<string>(
+    `(() => { const c = ${chart}, b = document.createElement('canvas'); b.width = c.width; b.height = c.height; return b.toDataURL(); })()`,
+  );
+  const before = await drawn();
+  assert.notEqual(before, blank, 'the requests/s chart has lines');
+  const redrawEnd = Date.now() + 10_000;
+  while ((await drawn()) === before && Date.now() < redrawEnd) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  assert.notEqual(await drawn(), before, 'the requests/s chart moves');
 
   // Click drain on backend a: the page shows it draining and traffic goes to b only.
   await rowA.locator('button[data-action="drain"]').click();
