@@ -10,15 +10,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { spawnCli, stopChild, waitForOutput } from '../helpers/anubis.js';
 import { freePort, startNamedBackend, type TestServer } from '../helpers/servers.js';
-
-const API = JSON.stringify(fileURLToPath(new URL('../../src/index.ts', import.meta.url)));
+import { STRATEGY_TYPES } from '../helpers/strategy-sources.js';
 
 /** Round robin, except that a request with `x-boom` makes it throw from a timer. */
-const BOMB_STRATEGY = `import type { BackendView, Strategy } from ${API};
+const BOMB_STRATEGY = `import type { BackendView, Strategy } from ${STRATEGY_TYPES};
 export default function createStrategy(): Strategy {
   let backends: readonly BackendView[] = [];
   let n = 0;

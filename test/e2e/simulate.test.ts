@@ -6,13 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { SimulatedBackend } from '../../src/simulate/backends.js';
 import { runSimulation } from '../../src/simulate/run.js';
 import { parseBackendsFlag, validateScenario } from '../../src/simulate/scenario.js';
 import { builtinStrategies } from '../../src/strategies/registry.js';
 import { runCli } from '../helpers/anubis.js';
+import { LAST_BACKEND_STRATEGY } from '../helpers/strategy-sources.js';
 
 function scenario(backends: string, extra: Record<string, unknown> = {}) {
   return validateScenario({ backends: parseBackendsFlag(backends), ...extra }, 'test');
@@ -157,25 +157,7 @@ void test('anubis simulate: table on stdout, progress on stderr, report file', a
 void test('anubis simulate --scenario: a YAML file with weights, a custom strategy module and strategy options; flags override its keys', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'anubis-sim-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(
-    join(dir, 'last-backend.ts'),
-    `import type { BackendView, Strategy } from ${JSON.stringify(fileURLToPath(new URL('../../src/index.ts', import.meta.url)))};
-export default function createStrategy(): Strategy {
-  let backends: readonly BackendView[] = [];
-  return {
-    name: 'last-backend',
-    setBackends(b) { backends = b; },
-    pick(context) {
-      for (let i = backends.length - 1; i >= 0; i--) {
-        const b = backends[i] as BackendView;
-        if (!context.excluded?.has(b)) return b;
-      }
-      return undefined;
-    },
-  };
-}
-`,
-  );
+  await writeFile(join(dir, 'last-backend.ts'), LAST_BACKEND_STRATEGY);
   const file = join(dir, 'scenario.yaml');
   await writeFile(
     file,

@@ -12,6 +12,7 @@ import { createLoadBalancer } from '../../src/load-balancer.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { freePort, startBackend, type TestServer } from '../helpers/servers.js';
 import { ROOT, spawnCli, startAnubis, stopChild, waitForOutput } from '../helpers/anubis.js';
+import { LAST_BACKEND_STRATEGY, STRATEGY_TYPES } from '../helpers/strategy-sources.js';
 
 const EXAMPLE = fileURLToPath(
   new URL('../../examples/custom-strategy/prefer-zone.ts', import.meta.url),
@@ -244,7 +245,7 @@ void test('a custom strategy that throws or returns nothing falls back to round 
   const module = join(dir, 'flaky.ts');
   await writeFile(
     module,
-    `import type { BackendView, Strategy } from ${JSON.stringify(fileURLToPath(new URL('../../src/index.ts', import.meta.url)))};
+    `import type { BackendView, Strategy } from ${STRATEGY_TYPES};
 export default function createStrategy(): Strategy {
   let backends: readonly BackendView[] = [];
   let n = 0;
@@ -356,25 +357,7 @@ void test('the example custom strategy runs from a config file through the real 
     }
     // --strategy ./file: a custom module, its path relative to the working directory.
     const module = join(dir, 'last-backend.ts');
-    await writeFile(
-      module,
-      `import type { BackendView, Strategy } from ${JSON.stringify(fileURLToPath(new URL('../../src/index.ts', import.meta.url)))};
-export default function createStrategy(): Strategy {
-  let backends: readonly BackendView[] = [];
-  return {
-    name: 'last-backend',
-    setBackends(b) { backends = b; },
-    pick(context) {
-      for (let i = backends.length - 1; i >= 0; i--) {
-        const b = backends[i] as BackendView;
-        if (!context.excluded?.has(b)) return b;
-      }
-      return undefined;
-    },
-  };
-}
-`,
-    );
+    await writeFile(module, LAST_BACKEND_STRATEGY);
     const relativeModule = relative(ROOT, module); // spawnCli runs in ROOT;
     const port3 = await freePort();
     const custom = spawnCli([
