@@ -8,6 +8,11 @@
  * (admin API, DNS discovery, reload) get a check loop, removed ones lose theirs. State lives
  * on the Backend object (backend.health), so a backend kept across a reload keeps it. A change
  * of `health.active` in the pool's configuration restarts the loops with the new settings.
+ *
+ * `checkSoon(backend, up)` takes a hint from elsewhere (another worker's checks saw the
+ * backend go up or down): if this monitor's verdict differs, it checks the backend at once and
+ * then at a short delay, `rise` (up) or `fall` (down) times at most, so the workers converge
+ * within a few probes instead of up to an interval apart. Its own counters still decide.
  */
 import { performance } from 'node:perf_hooks';
 import type { ActiveCheckConfig, HealthConfig } from '../config/health-schema.js';
@@ -37,9 +42,23 @@ export interface BackendHealthChange {
 /** How often effective weights are updated during a slow start (at most). */
 const SLOW_START_TICK_MS = 250;
 
+/** Delay between hinted checks (or the interval, when shorter). */
+const HINTED_CHECK_DELAY_MS = 100;
+
+/** Prefix of the reason of a change made by an active check (`check: status 200 (2 in a row)`). */
+const CHECK_REASON = 'check: ';
+
+/** The change was made by an active check (not passive health, not a configuration change). */
+export function isCheckReason(reason: string): boolean {
+  return reason.startsWith(CHECK_REASON);
+}
+
 interface CheckLoop {
   timer: NodeJS.Timeout | undefined;
   stopped: boolean;
+  /** Hinted checks still to start; while > 0 and the verdict is not `hintedUp`, checks are close together. */
+  hinted: number;
+  hintedUp: boolean;
 }
 
 export class HealthMonitor {
@@ -88,7 +107,7 @@ export class HealthMonitor {
     if (active === undefined) return;
     for (const backend of backends) {
       if (this.loops.has(backend)) continue;
-      const loop: CheckLoop = { timer: undefined, stopped: false };
+      const loop: CheckLoop = { timer: undefined, stopped: false, hinted: 0, hintedUp: true };
       this.loops.set(backend, loop);
       // First check soon, spread over a fraction of the interval so a large pool is not
       // probed all at once.
@@ -98,6 +117,27 @@ export class HealthMonitor {
         Math.random() * Math.min(active.interval, 1_000) * active.jitter,
       );
     }
+  }
+
+  /**
+   * A hint that `backend` is now up (`up`) or down: when the active checks say otherwise, check
+   * it now, then every min(interval, 100 ms) until they agree or `rise` / `fall` such checks
+   * ran; then back to the interval. Ignored without active checks or for an unknown backend.
+   * Returns whether hinted checks were started.
+   */
+  checkSoon(backend: Backend, up: boolean): boolean {
+    const config = this.activeConfig;
+    const loop = this.loops.get(backend);
+    if (config === undefined || loop === undefined || loop.stopped) return false;
+    if (backend.health.activeUp === up) return false;
+    loop.hinted = up ? config.rise : config.fall;
+    loop.hintedUp = up;
+    // No timer: a check is in flight, and its result schedules the next one (soon).
+    if (loop.timer !== undefined) {
+      clearTimeout(loop.timer);
+      this.schedule(backend, loop, 0);
+    }
+    return true;
   }
 
   /** The proxy got a response (status) from `backend`. Hot path: a few comparisons. */
@@ -154,10 +194,16 @@ export class HealthMonitor {
       loop.timer = undefined;
       const config = this.activeConfig;
       if (loop.stopped || config === undefined) return;
+      if (loop.hinted > 0) loop.hinted--;
       probe(backend.url, config).then(
         (result) => {
           if (loop.stopped) return;
           this.applyCheck(backend, config, result);
+          if (loop.hinted > 0 && backend.health.activeUp !== loop.hintedUp) {
+            this.schedule(backend, loop, Math.min(config.interval, HINTED_CHECK_DELAY_MS));
+            return;
+          }
+          loop.hinted = 0;
           // interval · (1 ± jitter), uniform.
           const spread = 1 + config.jitter * (2 * Math.random() - 1);
           this.schedule(backend, loop, config.interval * spread);
@@ -184,7 +230,7 @@ export class HealthMonitor {
           health.ejectedUntil = 0;
           health.halfOpen = true;
         }
-        this.update(backend, `check: ${result.reason} (${health.checkSuccesses} in a row)`);
+        this.update(backend, `${CHECK_REASON}${result.reason} (${health.checkSuccesses} in a row)`);
       } else if (health.ejectedUntil !== 0 && health.checkSuccesses >= config.rise) {
         this.endEjection(backend, `${health.checkSuccesses} checks passed (${result.reason})`);
       } else if (wasUnreachable && !backend.healthy) {
@@ -198,7 +244,7 @@ export class HealthMonitor {
     health.unreachable = result.unreachable;
     if (health.activeUp && health.checkFailures >= config.fall) {
       health.activeUp = false;
-      this.update(backend, `check: ${result.reason} (${health.checkFailures} in a row)`);
+      this.update(backend, `${CHECK_REASON}${result.reason} (${health.checkFailures} in a row)`);
     } else if (unreachableChanged && !backend.healthy) {
       this.pool.refresh();
     }

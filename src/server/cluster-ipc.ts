@@ -9,6 +9,11 @@
  *   worker → primary   { anubis: 'ready' }                       listening, changes replayed
  *   primary → worker   { anubis: 'request', id, op, payload }
  *   worker → primary   { anubis: 'response', id, ok, result | error }
+ *   worker → primary   { anubis: 'health-hint', pool, backend, up }  its checks changed a verdict
+ *   primary → worker   the same health-hint, to every other ready worker
+ *
+ * A health hint only makes the receiving worker check that backend soon (HealthMonitor
+ * checkSoon): each worker's own checks still decide.
  */
 import type { Worker } from 'node:cluster';
 import type { RuntimeChange } from '../admin/control.js';
@@ -53,9 +58,18 @@ export type ResponseMessage =
       readonly error: ErrorPayload;
     };
 
+/** A worker's active checks took a backend up or down (docs/health.md#with-several-workers). */
+export interface HealthHintMessage {
+  readonly anubis: 'health-hint';
+  readonly pool: string;
+  /** The backend's id. */
+  readonly backend: string;
+  readonly up: boolean;
+}
+
 export type WorkerMessage =
-  { readonly anubis: 'hello' } | { readonly anubis: 'ready' } | ResponseMessage;
-export type PrimaryMessage = InitMessage | RequestMessage;
+  { readonly anubis: 'hello' } | { readonly anubis: 'ready' } | ResponseMessage | HealthHintMessage;
+export type PrimaryMessage = InitMessage | RequestMessage | HealthHintMessage;
 
 export function isAnubisMessage(value: unknown): value is { anubis: string } {
   return (

@@ -6,7 +6,8 @@
  * hands each accepted connection to a worker (round robin on Linux).
  *
  * Runtime changes (weight, drain, add/remove) are kept in order and replayed to a worker that
- * restarts, so it rejoins in the state the others are in; a reload clears them.
+ * restarts, so it rejoins in the state the others are in; a reload clears them. A health hint
+ * from one worker (its checks took a backend up or down) is passed on to the others.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { ReloadSummary } from '../load-balancer.js';
@@ -31,6 +32,7 @@ import {
   isAnubisMessage,
   WorkerChannel,
   WorkerRequestError,
+  type HealthHintMessage,
   type InitMessage,
   type ResponseMessage,
   type WorkerOp,
@@ -179,6 +181,14 @@ export class ClusterControl implements ControlPlane {
     return { ...summary, restartNeeded };
   }
 
+  /** Passes a worker's health hint on to every other ready worker (they check for themselves). */
+  forwardHealthHint(fromSlot: number, hint: HealthHintMessage): void {
+    for (const [slot, channel] of this.channels) {
+      // A worker that is exiting: the callback takes the "channel closed" error.
+      if (slot !== fromSlot) channel.worker.send(hint, () => {});
+    }
+  }
+
   async explain(pool: string): Promise<ExplainResult> {
     const first = this.channels.values().next().value;
     if (first === undefined) {
@@ -222,6 +232,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
           break;
         case 'response':
           channel.settle(message as ResponseMessage);
+          break;
+        case 'health-hint':
+          control.forwardHealthHint(slot, message as HealthHintMessage);
           break;
       }
     });

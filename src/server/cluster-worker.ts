@@ -4,17 +4,25 @@
  * one), starts a load balancer without the admin listener (the primary serves it), replays
  * the runtime changes the primary remembers, then answers the primary's requests: snapshot,
  * change, reload, explain. SIGTERM/SIGINT drain it like a single process.
+ *
+ * Health hints: when this worker's active checks take a backend up or down, it tells the
+ * primary, which tells the other workers; a worker told so checks that backend soon
+ * (HealthMonitor.checkSoon), so the workers agree within a few checks instead of up to an
+ * interval apart. Nothing of this runs on the request path.
  */
 import { applyChange, explainPool, runtimeChangeSchema } from '../admin/control.js';
 import { takeSnapshot } from '../admin/snapshot.js';
 import { validateConfig } from '../config/load.js';
 import { AnubisError, ConfigError } from '../errors.js';
+import { isCheckReason } from '../health/monitor.js';
+import type { BackendEvent } from '../load-balancer-events.js';
 import { LoadBalancer } from '../load-balancer.js';
 import { serialQueueOf } from '../reload/serial.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import {
   isAnubisMessage,
   type ErrorPayload,
+  type HealthHintMessage,
   type InitMessage,
   type RequestMessage,
   type ResponseMessage,
@@ -70,6 +78,36 @@ async function answer(
   }
 }
 
+/** Sends the primary a hint for every change made by this worker's active checks. */
+function sendHealthHints(balancer: LoadBalancer): void {
+  const hint = (up: boolean) => (event: BackendEvent) => {
+    if (!isCheckReason(event.reason)) return;
+    const message: HealthHintMessage = {
+      anubis: 'health-hint',
+      pool: event.pool,
+      backend: event.backend,
+      up,
+    };
+    // The callback takes the error of a closed channel (the primary is gone; we are draining).
+    process.send?.(message, () => {});
+  };
+  balancer.on('backend-up', hint(true));
+  balancer.on('backend-down', hint(false));
+}
+
+/** Another worker's checks took a backend up or down: check it soon here (unknown: ignored). */
+function takeHealthHint(balancer: LoadBalancer, hint: HealthHintMessage): void {
+  const pool = balancer.pools.get(hint.pool);
+  const backend = pool?.backend(hint.backend);
+  if (pool === undefined || backend === undefined) return;
+  if (pool.health.checkSoon(backend, hint.up)) {
+    balancer.logger.debug(
+      { pool: hint.pool, backend: hint.backend, up: hint.up },
+      'health hint: another worker saw a change; checking now',
+    );
+  }
+}
+
 /** Runs this worker until it is told to stop; resolves with the exit code. */
 export async function runWorker(): Promise<number> {
   const init = await waitForInit();
@@ -87,8 +125,14 @@ export async function runWorker(): Promise<number> {
       logger.warn({ err: error, change }, 'runtime change could not be replayed');
     }
   }
+  sendHealthHints(balancer);
   process.on('message', (message: unknown) => {
-    if (!isAnubisMessage(message) || message.anubis !== 'request') return;
+    if (!isAnubisMessage(message)) return;
+    if (message.anubis === 'health-hint') {
+      takeHealthHint(balancer, message as HealthHintMessage);
+      return;
+    }
+    if (message.anubis !== 'request') return;
     const request = message as RequestMessage;
     answer(balancer, request, init.source).then(
       (result) => {
