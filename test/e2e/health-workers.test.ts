@@ -80,12 +80,15 @@ void test('workers: 2 — a check that sees a backend go down or up makes the ot
   });
   await waitForOutput(child, /worker ready[\s\S]*worker ready/, 30_000);
 
+  /** The complete JSON lines written since `offset` (the last one may still be partial). */
   const linesSince = (offset: number): LogLine[] =>
     output
-      .slice(offset)
+      .slice(offset, output.lastIndexOf('\n') + 1)
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as LogLine);
+  /** Where the next line starts. */
+  const mark = (): number => output.lastIndexOf('\n') + 1;
   /** Waits for `msg` about backend a from two different workers; returns the two lines. */
   const bothWorkers = async (offset: number, msg: string): Promise<[LogLine, LogLine]> => {
     const deadline = Date.now() + 5 * INTERVAL_MS;
@@ -113,12 +116,12 @@ void test('workers: 2 — a check that sees a backend go down or up makes the ot
   while (checks < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.ok(checks >= 4, `the workers ran their first checks (${checks})`);
 
-  const downFrom = output.length;
+  const downFrom = mark();
   await close(backend);
   const [down1, down2] = await bothWorkers(downFrom, 'backend is down');
   const downGap = Math.abs(down2.time - down1.time);
 
-  const upFrom = output.length;
+  const upFrom = mark();
   await listen(backend, backendPort);
   const [up1, up2] = await bothWorkers(upFrom, 'backend is up');
   const upGap = Math.abs(up2.time - up1.time);
