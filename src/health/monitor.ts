@@ -56,7 +56,10 @@ export function isCheckReason(reason: string): boolean {
 interface CheckLoop {
   timer: NodeJS.Timeout | undefined;
   stopped: boolean;
-  /** Hinted checks still to start; while > 0 and the verdict is not `hintedUp`, checks are close together. */
+  /**
+   * Hinted checks still to start (checkSoon); while > 0 and the verdict is not yet
+   * `hintedUp`, the next check comes after min(interval, 100 ms) instead of the interval.
+   */
   hinted: number;
   hintedUp: boolean;
 }
