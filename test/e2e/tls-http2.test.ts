@@ -66,6 +66,25 @@ async function start(
   } as unknown as ConfigInput);
 }
 
+/** One HTTPS listener for `localhost` (h2 and HTTP/1.1) in front of `backendUrl`. */
+function startTls(backendUrl = echo.url): Promise<LoadBalancer> {
+  return start(
+    [
+      {
+        address: '127.0.0.1:0',
+        pool: 'p',
+        tls: { cert: localhost.certFile, key: localhost.keyFile },
+      },
+    ],
+    { p: { backends: [{ url: backendUrl }] } },
+  );
+}
+
+/** An HTTP/2 session to `lb`'s first listener as `localhost`, trusting the test CA. */
+function connectH2(lb: LoadBalancer): ClientHttp2Session {
+  return h2connect(`https://localhost:${portOf(lb)}`, { ca: pki.ca.cert });
+}
+
 function portOf(lb: LoadBalancer, index = 0): number {
   return (lb.addresses()[index] as AddressInfo).port;
 }
@@ -94,13 +113,7 @@ function h2request(
 }
 
 void test('HTTPS over HTTP/1.1: TLS terminated, X-Forwarded-Proto https, TLS 1.2+', async (t) => {
-  const lb = await start([
-    {
-      address: '127.0.0.1:0',
-      pool: 'p',
-      tls: { cert: localhost.certFile, key: localhost.keyFile },
-    },
-  ]);
+  const lb = await startTls();
   t.after(() => lb.close(500));
   const port = portOf(lb);
   const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -134,15 +147,9 @@ void test('HTTPS over HTTP/1.1: TLS terminated, X-Forwarded-Proto https, TLS 1.2
 });
 
 void test('HTTP/2 through ALPN: pseudo-headers become Host, bodies without length pass, query kept', async (t) => {
-  const lb = await start([
-    {
-      address: '127.0.0.1:0',
-      pool: 'p',
-      tls: { cert: localhost.certFile, key: localhost.keyFile },
-    },
-  ]);
+  const lb = await startTls();
   t.after(() => lb.close(500));
-  const session = h2connect(`https://localhost:${portOf(lb)}`, { ca: pki.ca.cert });
+  const session = connectH2(lb);
   t.after(() => session.close());
   const get = await h2request(session, { ':path': '/x?y=1&z', 'x-custom': 'v' });
   assert.equal(get.headers[':status'], 200);
@@ -206,21 +213,12 @@ void test('HTTP/2 streams are multiplexed: a slow stream does not hold back the 
     }
     res.end(`fast ${req.url ?? ''}`);
   });
-  const lb = await start(
-    [
-      {
-        address: '127.0.0.1:0',
-        pool: 'p',
-        tls: { cert: localhost.certFile, key: localhost.keyFile },
-      },
-    ],
-    { p: { backends: [{ url: backend.url }] } },
-  );
+  const lb = await startTls(backend.url);
   t.after(async () => {
     await lb.close(500);
     await backend.close();
   });
-  const session = h2connect(`https://localhost:${portOf(lb)}`, { ca: pki.ca.cert });
+  const session = connectH2(lb);
   t.after(() => session.close());
   let slowDone = false;
   const slow = h2request(session, { ':path': '/slow' }).then((a) => {
@@ -247,13 +245,7 @@ void test('curl --http2 negotiates HTTP/2 with anubis', async (t) => {
     t.skip('curl with HTTP/2 support not installed');
     return;
   }
-  const lb = await start([
-    {
-      address: '127.0.0.1:0',
-      pool: 'p',
-      tls: { cert: localhost.certFile, key: localhost.keyFile },
-    },
-  ]);
+  const lb = await startTls();
   t.after(() => lb.close(500));
   const { stdout } = await promisify(execFile)('curl', [
     '--http2',
@@ -605,16 +597,7 @@ void test('closing a TLS listener lets in-flight HTTP/2 streams finish (GOAWAY),
     arrived();
   });
   t.after(() => backend.close());
-  const lb = await start(
-    [
-      {
-        address: '127.0.0.1:0',
-        pool: 'p',
-        tls: { cert: localhost.certFile, key: localhost.keyFile },
-      },
-    ],
-    { p: { backends: [{ url: backend.url }] } },
-  );
+  const lb = await startTls(backend.url);
   const port = portOf(lb);
   const session = h2connect(`https://localhost:${port}`, { ca: pki.ca.cert });
   session.on('error', () => {});
@@ -642,18 +625,9 @@ void test('HTTP/2 back-pressure: a 32 MiB response to a slow reader arrives whol
     streamBytes(res, size);
   });
   t.after(() => backend.close());
-  const lb = await start(
-    [
-      {
-        address: '127.0.0.1:0',
-        pool: 'p',
-        tls: { cert: localhost.certFile, key: localhost.keyFile },
-      },
-    ],
-    { p: { backends: [{ url: backend.url }] } },
-  );
+  const lb = await startTls(backend.url);
   t.after(() => lb.close(500));
-  const session = h2connect(`https://localhost:${portOf(lb)}`, { ca: pki.ca.cert });
+  const session = connectH2(lb);
   t.after(() => session.close());
   const big = session.request({ ':path': '/big' });
   big.pause();
@@ -719,18 +693,9 @@ void test('an HTTP/2 stream cancelled by the client (RST_STREAM) stops the upstr
     res.on('close', () => closedAtBackend++);
   });
   t.after(() => backend.close());
-  const lb = await start(
-    [
-      {
-        address: '127.0.0.1:0',
-        pool: 'p',
-        tls: { cert: localhost.certFile, key: localhost.keyFile },
-      },
-    ],
-    { p: { backends: [{ url: backend.url }] } },
-  );
+  const lb = await startTls(backend.url);
   t.after(() => lb.close(500));
-  const session = h2connect(`https://localhost:${portOf(lb)}`, { ca: pki.ca.cert });
+  const session = connectH2(lb);
   t.after(() => session.close());
   const stream = session.request({ ':path': '/never-ends' });
   await once(stream, 'data');
