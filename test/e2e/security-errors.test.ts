@@ -8,8 +8,8 @@ import { pino } from 'pino';
 import { HttpListener } from '../../src/server/http-listener.js';
 import type { Backend } from '../../src/upstream/backend.js';
 import { startAnubis, type RunningAnubis } from '../helpers/anubis.js';
-import { sendRaw, splitRequests } from '../helpers/raw-http.js';
-import { startRawBackend, type RawBackend } from '../helpers/servers.js';
+import { sendRaw, startRawResponder, targetOf } from '../helpers/raw-http.js';
+import type { RawBackend } from '../helpers/servers.js';
 
 /** Malformed answers by path; `null` = close the connection without a word. */
 const BROKEN: Record<string, string | null> = {
@@ -31,22 +31,11 @@ let anubis: RunningAnubis;
 let port: number;
 
 before(async () => {
-  const answered = new WeakMap<object, number>();
-  backend = await startRawBackend((data, socket) => {
-    const requests = splitRequests(data);
-    let done = answered.get(socket) ?? 0;
-    for (; done < requests.length; done++) {
-      const path = (requests[done] as string).split(' ', 2)[1] as string;
-      const answer =
-        path === '/reason-del'
-          ? 'HTTP/1.1 200 \x7fbad\r\ncontent-length: 2\r\n\r\nok'
-          : path in BROKEN
-            ? BROKEN[path]
-            : 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
-      if (answer === null || answer === undefined) socket.destroy();
-      else socket.write(Buffer.from(answer, 'latin1'));
-    }
-    answered.set(socket, done);
+  backend = await startRawResponder((request) => {
+    const path = targetOf(request);
+    if (path === '/reason-del') return 'HTTP/1.1 200 \x7fbad\r\ncontent-length: 2\r\n\r\nok';
+    if (path in BROKEN) return BROKEN[path] ?? null;
+    return 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
   });
   // One attempt: each malformed answer is seen as it is, not retried.
   anubis = await startAnubis([backend.url], {

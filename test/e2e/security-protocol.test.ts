@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { startAnubis, type RunningAnubis } from '../helpers/anubis.js';
-import { openRaw, sendRaw, splitRequests } from '../helpers/raw-http.js';
+import { openRaw, sendRaw, startRawResponder, targetOf } from '../helpers/raw-http.js';
 import { startRawBackend, type RawBackend } from '../helpers/servers.js';
 
 const ANSWERS: Record<string, string> = {
@@ -20,25 +20,18 @@ const ANSWERS: Record<string, string> = {
     '5\r\nhello\r\n0\r\nx-checksum: abc\r\nset-cookie: late=1\r\n\r\n',
 };
 
-let backend: RawBackend;
+let backend: RawBackend & { requests(): string[] };
 let anubis: RunningAnubis;
 let port: number;
 
 function forwarded(): string[] {
-  return backend.received.flatMap((chunks) => splitRequests(Buffer.concat(chunks)));
+  return backend.requests();
 }
 
 before(async () => {
-  const answered = new WeakMap<object, number>();
-  backend = await startRawBackend((data, socket) => {
-    const requests = splitRequests(data);
-    let done = answered.get(socket) ?? 0;
-    for (; done < requests.length; done++) {
-      const target = (requests[done] as string).split(' ', 2)[1] as string;
-      socket.write(ANSWERS[target] ?? 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-    }
-    answered.set(socket, done);
-  });
+  backend = await startRawResponder(
+    (request) => ANSWERS[targetOf(request)] ?? 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+  );
   anubis = await startAnubis([backend.url]);
   port = Number(new URL(anubis.url).port);
 });

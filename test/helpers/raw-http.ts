@@ -104,22 +104,25 @@ export function splitRequests(data: Buffer): string[] {
 }
 
 /**
- * A raw TCP backend that answers every complete request with `200 ok` (keep-alive), and
- * records the exact bytes of each connection (`received`).
+ * A raw TCP backend that answers each complete request once, in order, with the bytes
+ * `answer(request)` returns (latin1), or closes the connection when it returns null; it
+ * records the exact bytes of each connection (`received`), split into requests by
+ * `requests()`.
  */
-export function startRecordingBackend(
-  body = 'ok',
-  extraHeaders = '',
+export function startRawResponder(
+  answer: (request: string) => string | null,
 ): Promise<RawBackend & { requests(): string[] }> {
   const answered = new WeakMap<object, number>();
   return startRawBackend((data, socket) => {
+    const requests = splitRequests(data);
     let done = answered.get(socket) ?? 0;
-    const complete = splitRequests(data).length;
-    while (done < complete) {
-      socket.write(
-        `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extraHeaders}\r\n${body}`,
-      );
-      done++;
+    for (; done < requests.length; done++) {
+      const bytes = answer(requests[done] as string);
+      if (bytes === null) {
+        socket.destroy();
+        break;
+      }
+      socket.write(Buffer.from(bytes, 'latin1'));
     }
     answered.set(socket, done);
   }).then((backend) =>
@@ -127,4 +130,21 @@ export function startRecordingBackend(
       requests: () => backend.received.flatMap((chunks) => splitRequests(Buffer.concat(chunks))),
     }),
   );
+}
+
+/** The request target of a raw request (`GET /a HTTP/1.1` → `/a`). */
+export function targetOf(request: string): string {
+  return request.split(' ', 2)[1] as string;
+}
+
+/**
+ * A raw TCP backend that answers every complete request with `200 ok` (keep-alive), and
+ * records the exact bytes of each connection (`received`).
+ */
+export function startRecordingBackend(
+  body = 'ok',
+  extraHeaders = '',
+): Promise<RawBackend & { requests(): string[] }> {
+  const answer = `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extraHeaders}\r\n${body}`;
+  return startRawResponder(() => answer);
 }
