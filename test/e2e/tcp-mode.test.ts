@@ -381,11 +381,14 @@ void test('admin API: a tcp:// backend added at runtime takes connections; an ht
 });
 
 /** A connection to anubis that collects what it receives and records when it closed. */
-async function openClient(port: number): Promise<{
-  socket: Socket;
-  received: () => string;
-  closedAt: Promise<number>;
-}> {
+interface Client {
+  readonly socket: Socket;
+  received(): string;
+  readonly closedAt: Promise<number>;
+}
+
+/** Opens a Client to anubis on `port`. */
+async function openClient(port: number): Promise<Client> {
   const socket = connect({ host: '127.0.0.1', port });
   socket.on('error', () => {});
   let received = '';
@@ -396,6 +399,18 @@ async function openClient(port: number): Promise<{
   );
   await once(socket, 'connect');
   return { socket, received: () => received, closedAt };
+}
+
+/**
+ * Two connections through a round-robin pool of backends `a` then `b`, each greeted by its
+ * backend; their sockets are added to `clients` (for the test's cleanup).
+ */
+async function openToEach(port: number, clients: Socket[]): Promise<[Client, Client]> {
+  const toA = await openClient(port);
+  const toB = await openClient(port);
+  clients.push(toA.socket, toB.socket);
+  await until(() => toA.received() === 'a:' && toB.received() === 'b:');
+  return [toA, toB];
 }
 
 void test('counters through the admin API and /metrics: bytes, connections, connect failures, refused', async (t) => {
@@ -479,10 +494,7 @@ void test(
     });
     const port = (lb.addresses()[0] as AddressInfo).port;
     const admin = `http://127.0.0.1:${(lb.admin as NonNullable<typeof lb.admin>).boundAddress().port}`;
-    const toA = await openClient(port);
-    const toB = await openClient(port);
-    clients.push(toA.socket, toB.socket);
-    await until(() => toA.received() === 'a:' && toB.received() === 'b:');
+    const [toA, toB] = await openToEach(port, clients);
     const removedAt = performance.now();
     const removed = await fetch(`${admin}/api/pools/db/backends/${backendIdFromUrl(a.url)}`, {
       method: 'DELETE',
@@ -523,10 +535,7 @@ void test(
       await Promise.all([a.close(), b.close()]);
     });
     const port = (lb.addresses()[0] as AddressInfo).port;
-    const toA = await openClient(port);
-    const toB = await openClient(port);
-    clients.push(toA.socket, toB.socket);
-    await until(() => toA.received() === 'a:' && toB.received() === 'b:');
+    const [toA, toB] = await openToEach(port, clients);
     const reloadedAt = performance.now();
     const summary = await lb.reload(validateConfig(config([b.url]), 'reload'));
     assert.deepEqual(summary.backends.removed, [`db/${backendIdFromUrl(a.url)}`]);
