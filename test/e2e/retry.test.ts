@@ -4,11 +4,16 @@
 // an Idempotency-Key is retried when the pool opts in; a retryable 503 is replaced by another
 // backend's answer.
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import { startAnubis } from '../helpers/anubis.js';
-import { startBackend, startRawBackend, type RawBackend } from '../helpers/servers.js';
+import {
+  startBackend,
+  startRawBackend,
+  type RawBackend,
+  type TestServer,
+} from '../helpers/servers.js';
 
 /** Counts of complete requests ("METHOD path body") a backend received, in order. */
 function requestLog(raw: RawBackend): string[] {
@@ -39,6 +44,22 @@ function startDyingBackend(): Promise<RawBackend> {
   });
 }
 
+/** A backend that reads each request's body, pushes `describe(req, body)` to `seen`, answers 200. */
+function startBodyRecorder(
+  seen: string[],
+  describe: (req: IncomingMessage, body: string) => string,
+): Promise<TestServer> {
+  return startBackend((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      seen.push(describe(req, body));
+      res.end('served by healthy');
+    });
+  });
+}
+
 function send(
   url: string,
   method: string,
@@ -60,15 +81,7 @@ function send(
 void test('a POST whose body reached a backend that died is not replayed (502); the same GET is retried', async (t) => {
   const dying = await startDyingBackend();
   const seen: string[] = [];
-  const healthy = await startBackend((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => (body += d));
-    req.on('end', () => {
-      seen.push(`${req.method} ${body}`);
-      res.end('served by healthy');
-    });
-  });
+  const healthy = await startBodyRecorder(seen, (req, body) => `${req.method} ${body}`);
   // Round robin starts with the first backend: every first attempt goes to the dying one.
   const lb = await startAnubis([dying.url, healthy.url], {
     health: { passive: { enabled: false } },
@@ -96,15 +109,10 @@ void test('a POST whose body reached a backend that died is not replayed (502); 
 void test('a POST with an Idempotency-Key is retried when the pool opts in', async (t) => {
   const dying = await startDyingBackend();
   const seen: string[] = [];
-  const healthy = await startBackend((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => (body += d));
-    req.on('end', () => {
-      seen.push(`${req.method} ${body} ${String(req.headers['idempotency-key'])}`);
-      res.end('ok');
-    });
-  });
+  const healthy = await startBodyRecorder(
+    seen,
+    (req, body) => `${req.method} ${body} ${String(req.headers['idempotency-key'])}`,
+  );
   const lb = await startAnubis([dying.url, healthy.url], {
     health: { passive: { enabled: false } },
     retry: { idempotencyKey: true },
