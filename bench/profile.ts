@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildForBench } from './lib/build.js';
 import { runLoad } from './lib/load.js';
-import { startNginxBackend, startNodeBackends, NGINX, type BenchContext } from './lib/peers.js';
+import { type BenchContext, startFastBackend } from './lib/peers.js';
 import { freePort, spawnProcess, waitForPort } from './lib/procs.js';
 import { formatNumber, formatTable } from './lib/stats.js';
 import { summarizeProfile, type CpuProfile } from './lib/cpu-profile.js';
@@ -41,10 +41,7 @@ async function main(): Promise<void> {
     loadCpus: '1',
     node: process.execPath,
   };
-  const backends =
-    NGINX !== undefined
-      ? await startNginxBackend(ctx)
-      : await startNodeBackends(ctx, [{ delayMs: 0, degraded: false }]);
+  const backends = await startFastBackend(ctx);
   const port = await freePort();
   const config = join(dir, 'anubis.json');
   writeFileSync(

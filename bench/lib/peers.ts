@@ -124,6 +124,13 @@ function startNginx(
   );
 }
 
+/** The backend that is never the bottleneck: nginx when installed, else the Node backend. */
+export function startFastBackend(ctx: BenchContext): Promise<RunningBackends> {
+  return NGINX !== undefined
+    ? startNginxBackend(ctx)
+    : startNodeBackends(ctx, [{ delayMs: 0, degraded: false }]);
+}
+
 /**
  * nginx as the never-bottleneck backend: `return 200` for small answers, a static 1 MiB file,
  * and /check, whose response header x-seen-xff echoes the request's X-Forwarded-For.

@@ -9,12 +9,10 @@ import {
   nginxStreamModule,
   startAnubis,
   startHaproxy,
-  startNginxBackend,
   startNginxStream,
-  startNodeBackends,
   type BenchContext,
-  type RunningBackends,
   type RunningPeer,
+  startFastBackend,
 } from '../lib/peers.js';
 import {
   THROUGHPUT_CASES,
@@ -29,9 +27,7 @@ export async function runTcp(
   ctx: BenchContext,
   options: Omit<ThroughputOptions, 'cases'> & { readonly quick: boolean },
 ): Promise<ThroughputResult> {
-  let backends: RunningBackends;
-  if (NGINX !== undefined) backends = await startNginxBackend(ctx);
-  else backends = await startNodeBackends(ctx, [{ delayMs: 0, degraded: false }]);
+  const backends = await startFastBackend(ctx);
   const backend = backends.urls[0] as string;
   const peers: RunningPeer[] = [];
   try {

@@ -11,12 +11,10 @@ import {
   startFastifyPeer,
   startHaproxy,
   startHttpProxyPeer,
-  startNginxBackend,
   startNginxProxy,
-  startNodeBackends,
   type BenchContext,
-  type RunningBackends,
   type RunningPeer,
+  startFastBackend,
 } from '../lib/peers.js';
 import { interleave, spread, type Spread } from '../lib/stats.js';
 
@@ -192,9 +190,7 @@ export async function runThroughput(
   ctx: BenchContext,
   options: ThroughputOptions,
 ): Promise<ThroughputResult> {
-  let backends: RunningBackends;
-  if (NGINX !== undefined) backends = await startNginxBackend(ctx);
-  else backends = await startNodeBackends(ctx, [{ delayMs: 0, degraded: false }]);
+  const backends = await startFastBackend(ctx);
   const backend = backends.urls[0] as string;
   const peers: RunningPeer[] = [];
   try {
