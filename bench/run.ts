@@ -113,6 +113,14 @@ async function main(): Promise<number> {
   };
   let results: BenchResults = { startedAt, quick: options.quick, machine, notes };
   const autocannonScript = join(BUILD_DIR, 'bench/children/autocannon-load.js');
+  // What the throughput and TCP sections share: run length, warm-up, repetitions, load tool.
+  const runs = {
+    durationS: options.durationS,
+    warmupS: options.warmupS,
+    repeats: options.repeats,
+    autocannonScript,
+    log,
+  };
   try {
     if (options.sections.includes('throughput')) {
       const cases =
@@ -123,14 +131,7 @@ async function main(): Promise<number> {
             : THROUGHPUT_CASES;
       results = {
         ...results,
-        throughput: await runThroughput(ctx, {
-          durationS: options.durationS,
-          warmupS: options.warmupS,
-          repeats: options.repeats,
-          cases,
-          autocannonScript,
-          log,
-        }),
+        throughput: await runThroughput(ctx, { ...runs, cases }),
       };
     }
     if (options.sections.includes('balancing')) {
@@ -158,14 +159,7 @@ async function main(): Promise<number> {
     if (options.sections.includes('tcp')) {
       results = {
         ...results,
-        tcp: await runTcp(ctx, {
-          durationS: options.durationS,
-          warmupS: options.warmupS,
-          repeats: options.repeats,
-          autocannonScript,
-          quick: options.quick,
-          log,
-        }),
+        tcp: await runTcp(ctx, { ...runs, quick: options.quick }),
       };
     }
   } finally {
