@@ -31,6 +31,7 @@ import { TcpListener } from './server/tcp-listener.js';
 import { createStrategy } from './strategies/create.js';
 import { withDecisionLog } from './strategies/decision-log.js';
 import { UpstreamPool } from './upstream/pool.js';
+import { upstreamClientKind } from './upstream/backend.js';
 import { PoolDiscoveries } from './discovery/start.js';
 import { forwardPoolEvents, type LoadBalancerEvents } from './load-balancer-events.js';
 
@@ -191,6 +192,15 @@ export class LoadBalancer {
     for (const pool of pools.values()) {
       forwardPoolEvents(pool, balancer.events);
       drainUpgradedOnRemoval(pool, () => balancer.config.drainTimeout, logger);
+    }
+    const fellBack = Object.entries(config.pools)
+      .filter(([, pool]) => pool.client === 'anubis' && upstreamClientKind('anubis') === 'undici')
+      .map(([name]) => name);
+    if (fellBack.length > 0) {
+      logger.warn(
+        { pools: fellBack, node: process.version },
+        "Node's built-in HTTP parser is not reachable: these pools use undici as their client",
+      );
     }
     balancer.discovery = new PoolDiscoveries(pools, { logger, tlsFiles });
     try {

@@ -211,6 +211,12 @@ export const poolSchema = z.strictObject({
   timeouts: timeoutsSchema.default({ connect: 5_000, headers: 60_000, idle: 60_000, total: 0 }),
   /** How long an idle keep-alive connection to a backend is kept open. */
   keepAliveTimeout: duration.default(4_000),
+  /**
+   * HTTP/1.1 client towards the backends: `anubis` (its own, on Node's built-in llhttp
+   * parser; the faster) or `undici`. anubis falls back to undici when Node's parser is not
+   * reachable (docs/performance.md).
+   */
+  client: z.enum(['anubis', 'undici']).default('anubis'),
   /** Add an `X-Anubis-Backend` response header naming the backend that served the request. */
   exposeBackendHeader: z.boolean().default(false),
   /** Largest request body accepted for this pool (413 beyond); 0 = no limit. */

@@ -228,18 +228,17 @@ export function buildRequestHeaders(
  * `writeHead` accepts, dropping hop-by-hop headers. Repeated headers such as Set-Cookie stay
  * separate entries.
  */
-export function buildResponseHeaders(rawHeaders: readonly Buffer[]): string[] {
+export function buildResponseHeaders(rawHeaders: readonly (Buffer | string)[]): string[] {
   const out: string[] = [];
   let extra: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = (rawHeaders[i] as Buffer).toString('latin1');
+    const name = latin1(rawHeaders[i] as Buffer | string);
     const lower = name.toLowerCase();
     if (RESPONSE_DROPPED.has(lower)) {
-      if (lower === 'connection')
-        extra = connectionTokens((rawHeaders[i + 1] as Buffer).toString('latin1'));
+      if (lower === 'connection') extra = connectionTokens(latin1(rawHeaders[i + 1] as Buffer));
       continue;
     }
-    out.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
+    out.push(name, latin1(rawHeaders[i + 1] as Buffer | string));
   }
   if (extra === undefined) return out;
   const filtered: string[] = [];
@@ -248,6 +247,11 @@ export function buildResponseHeaders(rawHeaders: readonly Buffer[]): string[] {
       filtered.push(out[i] as string, out[i + 1] as string);
   }
   return filtered;
+}
+
+/** A header name or value as a string: undici gives Buffers, anubis's own client strings. */
+function latin1(value: Buffer | string): string {
+  return typeof value === 'string' ? value : value.toString('latin1');
 }
 
 /**

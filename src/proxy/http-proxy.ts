@@ -18,7 +18,7 @@ import {
 } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import type { UpstreamHandler } from '../upstream/upstream-client.js';
 import {
   BodyTooLargeError,
   ClientAbortedError,
@@ -124,7 +124,7 @@ function originForm(target: string): string {
 }
 
 class Exchange
-  implements PickContext, Dispatcher.DispatchHandler, RetryRequest, QueuedRequest, SocketReuseTarget
+  implements PickContext, UpstreamHandler, RetryRequest, QueuedRequest, SocketReuseTarget
 {
   // PickContext
   readonly clientAddress: string;
@@ -336,7 +336,7 @@ class Exchange
 
   onHeaders(
     statusCode: number,
-    rawHeaders: Buffer[],
+    rawHeaders: (Buffer | string)[],
     resume: () => void,
     statusText: string,
   ): boolean {

@@ -12,7 +12,7 @@
  *   - the strategy object is replaced only when its name or options changed, so a smooth
  *     round robin keeps its position otherwise; it is rebuilt (setBackends) either way.
  *
- * Settings of kept backends' connection pools (timeouts.connect, keepAliveTimeout, tls) are
+ * Settings of kept backends' connection pools (timeouts.connect, keepAliveTimeout, client, tls) are
  * fixed when the backend is created: a change applies to backends added afterwards.
  */
 import type { PoolConfig, StrategyConfig } from '../config/schema.js';

@@ -6,6 +6,9 @@
  * backend.
  */
 import { Pool } from './undici-pool.js';
+import { Http1Pool } from './http1/pool.js';
+import { loadLlhttp } from './http1/llhttp.js';
+import type { UpstreamClient } from './upstream-client.js';
 import type { BackendView } from '../strategies/types.js';
 import type { BackendConnectTls } from './backend-tls.js';
 import { BackendHealth } from '../health/backend-health.js';
@@ -33,6 +36,18 @@ export interface BackendOptions {
   readonly keepAliveTimeoutMs: number;
   /** TLS options for an https:// backend (CA, verification, SNI name); see backend-tls.ts. */
   readonly tls?: BackendConnectTls | undefined;
+  /** HTTP/1.1 client: anubis's own (default) or undici's (src/upstream/upstream-client.ts). */
+  readonly client?: 'anubis' | 'undici' | undefined;
+}
+
+/** Node's parser class, looked up once; undefined sends every backend to undici. */
+const llhttp = loadLlhttp();
+
+/** The HTTP/1.1 client a backend gets for the `client` setting (undici without llhttp). */
+export function upstreamClientKind(
+  requested: 'anubis' | 'undici' | undefined,
+): 'anubis' | 'undici' {
+  return requested === 'undici' || llhttp === undefined ? 'undici' : 'anubis';
 }
 
 export class Backend extends BackendStats implements BackendView {
@@ -72,7 +87,7 @@ export class Backend extends BackendStats implements BackendView {
   bytesOut = 0;
 
   /** Keep-alive connection pool (http/https backends only; tcp:// backends have none). */
-  private readonly httpPool: Pool | undefined;
+  private readonly httpPool: UpstreamClient | undefined;
 
   constructor(options: BackendOptions) {
     super();
@@ -81,6 +96,16 @@ export class Backend extends BackendStats implements BackendView {
     this.weight = options.weight;
     this.effectiveWeight = options.weight;
     if (options.url.startsWith('tcp:')) return;
+    if (upstreamClientKind(options.client) === 'anubis') {
+      this.httpPool = new Http1Pool(options.url, {
+        id: options.id,
+        connectTimeoutMs: options.connectTimeoutMs,
+        keepAliveTimeoutMs: options.keepAliveTimeoutMs,
+        tls: options.tls,
+        parserClass: llhttp as NonNullable<typeof llhttp>,
+      });
+      return;
+    }
     this.httpPool = new Pool(options.url, {
       ...(options.tls === undefined ? {} : { connect: options.tls }),
       connections: null,
@@ -94,7 +119,7 @@ export class Backend extends BackendStats implements BackendView {
   }
 
   /** Keep-alive connection pool to this backend (http:// and https:// backends). */
-  get dispatcher(): Pool {
+  get dispatcher(): UpstreamClient {
     if (this.httpPool === undefined)
       throw new Error(`${this.url} is a TCP backend: it has no HTTP dispatcher`);
     return this.httpPool;

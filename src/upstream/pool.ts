@@ -181,6 +181,7 @@ export function createBackend(
     weight: config.weight,
     connectTimeoutMs: pool.timeouts.connect,
     keepAliveTimeoutMs: pool.keepAliveTimeout,
+    client: pool.client,
   });
   backend.backup = config.backup;
   return backend;

@@ -1,0 +1,502 @@
+/**
+ * One keep-alive connection to a backend, carrying one request at a time (no pipelining):
+ * writes the request head and streams its body (Content-Length or chunked) with
+ * back-pressure, parses the response with Node's llhttp in strict mode, and reports it to the
+ * request's handler (src/upstream/upstream-client.ts).
+ *
+ * On plain TCP the parser reads the socket's handle directly in C++ (`consume`, as node:http's
+ * server does), so a response costs no JS Buffer per read; a full client pauses the handle
+ * (readStop) until the handler calls `resume`. TLS sockets are fed to the parser from 'data'.
+ *
+ * Timeouts: connect (until connected), headers (from the last byte of the request written to
+ * the response headers), body (longest silence between body chunks). One Timeout object is
+ * re-armed with refresh() while the duration stays the same, which is the common case.
+ */
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import type { Readable } from 'node:stream';
+import {
+  UpstreamBodyTimeoutError,
+  UpstreamConnectTimeoutError,
+  UpstreamHeadersTimeoutError,
+  UpstreamProtocolError,
+  UpstreamResetError,
+} from '../../errors.js';
+import type { UpstreamHandler, UpstreamRequest } from '../upstream-client.js';
+import type { LlhttpParser, LlhttpParserClass, OnHeadersComplete, StreamHandle } from './llhttp.js';
+import { serializeRequestHead } from './request-head.js';
+
+/** What a connection needs from its pool. */
+export interface ConnectionOwner {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  /** Host header value for requests that have none. */
+  readonly authority: string;
+  readonly tls: TlsConnectOptions | undefined;
+  readonly connectTimeoutMs: number;
+  readonly parserClass: LlhttpParserClass;
+  /** The response is complete and the connection may carry another request. */
+  release(connection: Http1Connection): void;
+  /** The connection is closed: forget it. */
+  forget(connection: Http1Connection): void;
+}
+
+export interface TlsConnectOptions {
+  readonly ca?: string[];
+  readonly rejectUnauthorized: boolean;
+  readonly servername?: string;
+}
+
+const CRLF = '\r\n';
+const LAST_CHUNK = '0\r\n\r\n';
+
+const enum TimerKind {
+  None,
+  Headers,
+  Body,
+}
+
+export class Http1Connection {
+  private readonly owner: ConnectionOwner;
+  private readonly socket: Socket;
+  private readonly parser: LlhttpParser;
+  /** The socket's handle once the parser reads it directly; undefined for TLS. */
+  private handle: StreamHandle | undefined = undefined;
+  private connected = false;
+  closed = false;
+  /** Requests completed on this connection (a request on one with served > 0 is "reused"). */
+  served = 0;
+  /** When the connection last became idle (performance.now()), for the keep-alive timeout. */
+  idleSince = 0;
+  /** Keep-alive timeout the backend announced (`Keep-Alive: timeout=N`), ms; 0 = none. */
+  announcedKeepAliveMs = 0;
+
+  private handler: UpstreamHandler | null = null;
+  private request: UpstreamRequest | null = null;
+  private body: Readable | null = null;
+  private bodyLength = -1;
+  private bodyWritten = 0;
+  private bodyDone = true;
+  private keepAlive = true;
+  private informational = false;
+  private skipBody = false;
+  private paused = false;
+  private headerList: string[] = [];
+
+  private timer: NodeJS.Timeout | undefined = undefined;
+  private timerMs = 0;
+  private timerKind = TimerKind.None;
+  private connectTimer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(owner: ConnectionOwner) {
+    this.owner = owner;
+    const tls = owner.tls;
+    this.socket =
+      tls === undefined
+        ? connectTcp({ host: owner.host, port: owner.port, noDelay: true })
+        : connectTls({
+            host: owner.host,
+            port: owner.port,
+            ...tls,
+            ...(tls.servername === undefined && !isIpLiteral(owner.host)
+              ? { servername: owner.host }
+              : {}),
+            ALPNProtocols: ['http/1.1'],
+          });
+    if (tls !== undefined) this.socket.setNoDelay(true);
+    this.socket.setKeepAlive(true, 60_000);
+    const parser = new owner.parserClass();
+    parser.initialize(owner.parserClass.RESPONSE, {}, 0, owner.parserClass.kLenientNone);
+    parser[owner.parserClass.kOnHeaders] = this.onParserHeaders;
+    parser[owner.parserClass.kOnHeadersComplete] = this.onHeadersComplete;
+    parser[owner.parserClass.kOnBody] = this.onBody;
+    parser[owner.parserClass.kOnMessageComplete] = this.onMessageComplete;
+    parser[owner.parserClass.kOnExecute] = this.onExecute;
+    this.parser = parser;
+    const socket = this.socket;
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', this.onConnected);
+    socket.on('error', this.onSocketError);
+    socket.on('end', this.onSocketEnd);
+    socket.once('close', this.onSocketClose);
+    socket.on('drain', this.onSocketDrain);
+    if (owner.connectTimeoutMs > 0) {
+      this.connectTimer = setTimeout(this.onConnectTimeout, owner.connectTimeoutMs);
+    }
+  }
+
+  /** Sends a request; the connection must be idle (or still connecting, with nothing queued). */
+  send(request: UpstreamRequest, handler: UpstreamHandler): void {
+    this.request = request;
+    this.handler = handler;
+    this.keepAlive = true;
+    this.informational = false;
+    this.skipBody = request.method === 'HEAD';
+    this.headerList.length = 0;
+    handler.onConnect((reason?: Error) => {
+      if (this.handler === handler) this.fail(reason ?? new Error('request aborted'), true);
+    });
+    if (this.handler !== handler) return; // aborted in onConnect
+    handler.reusedSocket = this.served > 0;
+    if (this.connected) this.writeRequest();
+  }
+
+  // ---- writing -----------------------------------------------------------------------------
+
+  private readonly onConnected = (): void => {
+    this.connected = true;
+    if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    const handle = (this.socket as unknown as { _handle?: StreamHandle })._handle;
+    if (this.owner.tls === undefined && handle?.isStreamBase === true) {
+      this.handle = handle;
+      this.parser.consume(handle);
+    } else {
+      this.socket.on('data', this.onSocketData);
+    }
+    // Flowing, so that the end of the stream is seen ('end') even when the parser reads.
+    this.socket.resume();
+    if (this.handler !== null) this.writeRequest();
+  };
+
+  private writeRequest(): void {
+    const request = this.request as UpstreamRequest;
+    const body = request.body;
+    let head;
+    try {
+      head = serializeRequestHead(
+        request.method,
+        request.path,
+        request.headers,
+        body !== null,
+        this.owner.authority,
+      );
+    } catch (error) {
+      this.fail(new UpstreamProtocolError(this.owner.id, error), true);
+      return;
+    }
+    this.socket.write(head.text, 'latin1');
+    if (body === null) {
+      this.bodyDone = true;
+      this.armTimer(TimerKind.Headers, request.headersTimeout);
+      return;
+    }
+    this.body = body;
+    this.bodyLength = head.contentLength;
+    this.bodyWritten = 0;
+    this.bodyDone = false;
+    body.on('data', this.onBodyData);
+    body.once('end', this.onBodyEnd);
+    body.once('error', this.onBodyError);
+    this.armTimer(TimerKind.Headers, request.headersTimeout);
+  }
+
+  private readonly onBodyData = (chunk: Buffer | string): void => {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (data.length === 0) return;
+    this.bodyWritten += data.length;
+    if (this.bodyLength >= 0) {
+      if (this.bodyWritten > this.bodyLength) {
+        this.fail(
+          new UpstreamProtocolError(
+            this.owner.id,
+            bodyLengthError(this.bodyWritten, this.bodyLength),
+          ),
+          true,
+        );
+        return;
+      }
+      if (!this.socket.write(data)) this.body?.pause();
+    } else {
+      const socket = this.socket;
+      socket.cork();
+      socket.write(`${data.length.toString(16)}${CRLF}`, 'latin1');
+      socket.write(data);
+      const more = socket.write(CRLF, 'latin1');
+      socket.uncork();
+      if (!more) this.body?.pause();
+    }
+    if (this.timerKind === TimerKind.Headers) this.timer?.refresh();
+  };
+
+  private readonly onBodyEnd = (): void => {
+    if (this.bodyLength >= 0 && this.bodyWritten !== this.bodyLength) {
+      this.fail(
+        new UpstreamProtocolError(
+          this.owner.id,
+          bodyLengthError(this.bodyWritten, this.bodyLength),
+        ),
+        true,
+      );
+      return;
+    }
+    if (this.bodyLength < 0) this.socket.write(LAST_CHUNK, 'latin1');
+    this.detachBody(false);
+    if (this.timerKind === TimerKind.Headers) this.timer?.refresh();
+  };
+
+  private readonly onBodyError = (error: Error): void => {
+    // The client's body failed (too large, client gone): the request cannot be completed.
+    this.fail(error, true);
+  };
+
+  private readonly onSocketDrain = (): void => {
+    if (this.body !== null && !this.bodyDone) this.body.resume();
+  };
+
+  /** Stops reading the request body; `destroy` also destroys the attempt's stream. */
+  private detachBody(destroy: boolean): void {
+    this.bodyDone = true;
+    const body = this.body;
+    if (body === null) return;
+    this.body = null;
+    body.off('data', this.onBodyData);
+    body.off('end', this.onBodyEnd);
+    body.off('error', this.onBodyError);
+    if (destroy && !body.destroyed) body.destroy();
+  }
+
+  // ---- reading -----------------------------------------------------------------------------
+
+  private readonly onSocketData = (chunk: Buffer): void => {
+    const result = this.parser.execute(chunk);
+    if (result instanceof Error) this.onParseError(result);
+  };
+
+  private readonly onExecute = (result: number | Error): void => {
+    if (result instanceof Error) this.onParseError(result);
+  };
+
+  private onParseError(error: Error): void {
+    if (this.closed) return;
+    if (this.handler === null) {
+      this.destroy(); // bytes from an idle connection: it cannot be trusted with a request
+      return;
+    }
+    this.fail(new UpstreamProtocolError(this.owner.id, error), true);
+  }
+
+  private readonly onParserHeaders = (headers: string[]): void => {
+    // Header lines delivered in parts (many fields, or a head split across reads), and trailers.
+    for (let i = 0; i < headers.length; i++) this.headerList.push(headers[i] as string);
+  };
+
+  private readonly onHeadersComplete: OnHeadersComplete = (
+    _versionMajor,
+    _versionMinor,
+    headers,
+    _method,
+    _url,
+    statusCode,
+    statusMessage,
+    upgrade,
+    shouldKeepAlive,
+  ) => {
+    const handler = this.handler;
+    if (handler === null) {
+      this.destroy(); // a response nobody asked for
+      return 0;
+    }
+    let list = headers;
+    if (this.headerList.length > 0) {
+      list = headers === undefined ? this.headerList : this.headerList.concat(headers);
+      this.headerList = [];
+    }
+    if (statusCode < 100) {
+      this.fail(
+        new UpstreamProtocolError(this.owner.id, new Error(`invalid status ${statusCode}`)),
+        true,
+      );
+      return 0;
+    }
+    if (statusCode < 200 && statusCode !== 101) {
+      // 100 Continue, 103 Early Hints: not relayed; the final response follows.
+      this.informational = true;
+      return 1;
+    }
+    if (upgrade || statusCode === 101) {
+      this.fail(
+        new UpstreamProtocolError(this.owner.id, new Error('unrequested protocol switch')),
+        true,
+      );
+      return 0;
+    }
+    this.keepAlive = shouldKeepAlive;
+    const request = this.request as UpstreamRequest;
+    this.announcedKeepAliveMs = announcedKeepAlive(list);
+    this.armTimer(TimerKind.Body, request.bodyTimeout);
+    if (!handler.onHeaders(statusCode, list ?? [], this.resume, statusMessage ?? '')) {
+      this.pause();
+    }
+    return this.skipBody ? 1 : 0;
+  };
+
+  private readonly onBody = (chunk: Buffer): void => {
+    const handler = this.handler;
+    if (handler === null) return;
+    if (this.timerKind === TimerKind.Body) this.timer?.refresh();
+    if (!handler.onData(chunk)) this.pause();
+  };
+
+  private readonly onMessageComplete = (): void => {
+    const handler = this.handler;
+    if (handler === null) return;
+    if (this.informational) {
+      this.informational = false;
+      this.headerList.length = 0;
+      return;
+    }
+    const trailers = this.headerList.length > 0 ? this.headerList : null;
+    this.headerList = [];
+    this.handler = null;
+    this.request = null;
+    this.served++;
+    this.disarmTimer();
+    if (!this.bodyDone) {
+      // Answered before the whole request was sent: the connection is out of step.
+      this.keepAlive = false;
+      this.detachBody(true);
+    }
+    if (this.paused) this.resume();
+    if (this.keepAlive && !this.closed) this.owner.release(this);
+    else this.destroy();
+    handler.onComplete(trailers);
+  };
+
+  private pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    if (this.handle !== undefined) this.handle.readStop();
+    else this.socket.pause();
+  }
+
+  private readonly resume = (): void => {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    if (this.handle !== undefined) this.handle.readStart();
+    else this.socket.resume();
+  };
+
+  // ---- timers ------------------------------------------------------------------------------
+
+  private armTimer(kind: TimerKind, ms: number): void {
+    if (ms <= 0) {
+      this.disarmTimer();
+      return;
+    }
+    this.timerKind = kind;
+    if (this.timer !== undefined && this.timerMs === ms) {
+      this.timer.refresh();
+      return;
+    }
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerMs = ms;
+    this.timer = setTimeout(this.onTimeout, ms);
+  }
+
+  private disarmTimer(): void {
+    this.timerKind = TimerKind.None;
+    // Kept for the next request (refresh() re-arms it); unref'd so an idle pool holds nothing.
+    this.timer?.unref();
+  }
+
+  private readonly onTimeout = (): void => {
+    const kind = this.timerKind;
+    if (kind === TimerKind.None || this.handler === null) return;
+    const error =
+      kind === TimerKind.Headers
+        ? new UpstreamHeadersTimeoutError(this.owner.id, undefined)
+        : new UpstreamBodyTimeoutError(this.owner.id, undefined);
+    this.fail(error, true);
+  };
+
+  private readonly onConnectTimeout = (): void => {
+    this.connectTimer = undefined;
+    if (this.connected || this.closed) return;
+    this.fail(new UpstreamConnectTimeoutError(this.owner.id, undefined), true);
+  };
+
+  // ---- ends --------------------------------------------------------------------------------
+
+  private readonly onSocketError = (error: Error): void => {
+    this.fail(error, true);
+  };
+
+  private readonly onSocketEnd = (): void => {
+    // A body delimited by the end of the connection completes here (onMessageComplete).
+    const result = this.parser.finish();
+    if (this.handler !== null) {
+      const cause = result instanceof Error ? result : new Error('backend closed the connection');
+      this.fail(new UpstreamResetError(this.owner.id, cause), true);
+    } else {
+      this.destroy();
+    }
+  };
+
+  private readonly onSocketClose = (): void => {
+    if (this.handler !== null) {
+      this.fail(
+        new UpstreamResetError(this.owner.id, new Error('backend closed the connection')),
+        false,
+      );
+    }
+    this.closed = true;
+    if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.owner.forget(this);
+    const parser = this.parser;
+    if (this.handle !== undefined) parser.unconsume();
+    parser.remove();
+    // The parser may be on the stack (this close can come from one of its callbacks).
+    setImmediate(closeParser, parser);
+  };
+
+  /** Fails the current request (if any) and closes the connection. */
+  private fail(error: Error, destroy: boolean): void {
+    const handler = this.handler;
+    this.handler = null;
+    this.request = null;
+    this.detachBody(true);
+    if (destroy) this.destroy();
+    handler?.onError(error);
+  }
+
+  /** Closes the connection at once. */
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.disarmTimer();
+    this.socket.destroy();
+  }
+
+  /** A request in flight on this connection. */
+  get busy(): boolean {
+    return this.handler !== null;
+  }
+}
+
+function closeParser(parser: LlhttpParser): void {
+  parser.close();
+}
+
+function bodyLengthError(written: number, announced: number): Error {
+  return new Error(
+    `request body of ${written} bytes does not match its Content-Length ${announced}`,
+  );
+}
+
+/** `Keep-Alive: timeout=N` of a response, in ms (0 when absent). */
+function announcedKeepAlive(headers: readonly string[] | undefined): number {
+  if (headers === undefined) return 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (name.length !== 10 || name.toLowerCase() !== 'keep-alive') continue;
+    const match = /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(headers[i + 1] as string);
+    if (match !== null) return Number(match[1]) * 1000;
+  }
+  return 0;
+}
+
+function isIpLiteral(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
