@@ -184,7 +184,8 @@ class Exchange
       this.fail(new NoBackendError(pool.name));
       return;
     }
-    this.res.once('close', this.onClientClose);
+    // 'close' comes once per response: `on` spares the wrapper `once` allocates.
+    this.res.on('close', this.onClientClose);
     const total = pool.config.timeouts.total;
     if (total > 0) this.totalTimer = setTimeout(this.onTotalTimeout, total);
     if (backend === ALL_FULL) {
@@ -194,7 +195,7 @@ class Exchange
       }
       return;
     }
-    this.forward(backend);
+    this.forward(backend, this.arrivedAt);
   }
 
   // ---- retries and the concurrency queue ---------------------------------------------------
@@ -274,7 +275,8 @@ class Exchange
     return mayRetry(cause, this, config, retryBudgetOf(pool), performance.now());
   }
 
-  private forward(backend: Backend): void {
+  /** Sends an attempt to `backend`; `startedAt` is now (start() passes its own clock read). */
+  private forward(backend: Backend, startedAt = performance.now()): void {
     const { pool, trustedProxies, protocol } = this.options;
     const req = this.req;
     const timeouts = pool.config.timeouts;
@@ -286,7 +288,7 @@ class Exchange
     this.responseStarted = false;
     this.discarding = false;
     this.abortUpstream = undefined;
-    this.startedAt = performance.now();
+    this.startedAt = startedAt;
     const headers = (this.upstreamHeaders ??= buildRequestHeaders(
       req.rawHeaders,
       req.headers.connection,

@@ -395,9 +395,9 @@ export class Http1Connection {
   }
 
   private disarmTimer(): void {
+    // The Timeout is kept for the next request (refresh() re-arms it); if it fires first, it
+    // finds nothing to time and does nothing.
     this.timerKind = TimerKind.None;
-    // Kept for the next request (refresh() re-arms it); unref'd so an idle pool holds nothing.
-    this.timer?.unref();
   }
 
   private readonly onTimeout = (): void => {
