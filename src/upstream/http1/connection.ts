@@ -83,6 +83,15 @@ export class Http1Connection {
   private skipBody = false;
   private paused = false;
   private headerList: string[] = [];
+  /** The final response's headers went to the handler: its body is being read. */
+  private inBody = false;
+  /** The final response is complete; it is reported once the parser's read is done. */
+  private responseDone = false;
+  private trailers: string[] | null = null;
+  /** Body chunks parsed after the handler paused (the rest of that read), given on resume. */
+  private held: Buffer[] = [];
+  /** The request's own resume function (a late call for an earlier request does nothing). */
+  private resumeCurrent: () => void = noop;
 
   private timer: NodeJS.Timeout | undefined = undefined;
   private timerMs = 0;
@@ -108,6 +117,9 @@ export class Http1Connection {
     this.socket.setKeepAlive(true, 60_000);
     const parser = new owner.parserClass();
     parser.initialize(owner.parserClass.RESPONSE, {}, 0, owner.parserClass.kLenientNone);
+    if (typeof owner.parserClass.kOnMessageBegin === 'number') {
+      parser[owner.parserClass.kOnMessageBegin] = this.onMessageBegin;
+    }
     parser[owner.parserClass.kOnHeaders] = this.onParserHeaders;
     parser[owner.parserClass.kOnHeadersComplete] = this.onHeadersComplete;
     parser[owner.parserClass.kOnBody] = this.onBody;
@@ -131,8 +143,14 @@ export class Http1Connection {
     this.handler = handler;
     this.keepAlive = true;
     this.informational = false;
+    this.inBody = false;
+    this.responseDone = false;
+    this.trailers = null;
     this.skipBody = request.method === 'HEAD';
     this.headerList.length = 0;
+    this.resumeCurrent = () => {
+      if (this.handler === handler) this.resume();
+    };
     handler.onConnect((reason?: Error) => {
       if (this.handler === handler) this.fail(reason ?? new Error('request aborted'), true);
     });
@@ -261,10 +279,13 @@ export class Http1Connection {
   private readonly onSocketData = (chunk: Buffer): void => {
     const result = this.parser.execute(chunk);
     if (result instanceof Error) this.onParseError(result);
+    else this.finishResponse();
   };
 
+  /** After each read the parser took from the socket handle itself. */
   private readonly onExecute = (result: number | Error): void => {
     if (result instanceof Error) this.onParseError(result);
+    else this.finishResponse();
   };
 
   private onParseError(error: Error): void {
@@ -273,8 +294,20 @@ export class Http1Connection {
       this.destroy(); // bytes from an idle connection: it cannot be trusted with a request
       return;
     }
+    if (this.responseDone) {
+      // Bytes after a complete response: the response stands, the connection goes.
+      this.keepAlive = false;
+      this.finishResponse();
+      return;
+    }
     this.fail(new UpstreamProtocolError(this.owner.id, error), true);
   }
+
+  private readonly onMessageBegin = (): void => {
+    // A response nobody asked for: on an idle connection, or after this request's own answer.
+    if (this.handler === null) this.destroy();
+    else if (this.responseDone) this.keepAlive = false;
+  };
 
   private readonly onParserHeaders = (headers: string[]): void => {
     // Header lines delivered in parts (many fields, or a head split across reads), and trailers.
@@ -293,9 +326,11 @@ export class Http1Connection {
     shouldKeepAlive,
   ) => {
     const handler = this.handler;
-    if (handler === null) {
-      this.destroy(); // a response nobody asked for
-      return 0;
+    if (handler === null || this.responseDone) {
+      // A response nobody asked for: the connection is not reused (its body is skipped).
+      this.keepAlive = false;
+      if (handler === null) this.destroy();
+      return 1;
     }
     let list = headers;
     if (this.headerList.length > 0) {
@@ -324,8 +359,9 @@ export class Http1Connection {
     this.keepAlive = shouldKeepAlive;
     const request = this.request as UpstreamRequest;
     this.announcedKeepAliveMs = announcedKeepAlive(list);
+    this.inBody = true;
     this.armTimer(TimerKind.Body, request.bodyTimeout);
-    if (!handler.onHeaders(statusCode, list ?? [], this.resume, statusMessage ?? '')) {
+    if (!handler.onHeaders(statusCode, list ?? [], this.resumeCurrent, statusMessage ?? '')) {
       this.pause();
     }
     return this.skipBody ? 1 : 0;
@@ -333,49 +369,98 @@ export class Http1Connection {
 
   private readonly onBody = (chunk: Buffer): void => {
     const handler = this.handler;
-    if (handler === null) return;
+    if (handler === null || this.responseDone) return;
+    if (this.paused) {
+      // The handler asked for a pause: the rest of this read waits for its resume().
+      this.held.push(chunk);
+      return;
+    }
     if (this.timerKind === TimerKind.Body) this.timer?.refresh();
     if (!handler.onData(chunk)) this.pause();
   };
 
   private readonly onMessageComplete = (): void => {
-    const handler = this.handler;
-    if (handler === null) return;
+    if (this.handler === null || this.responseDone) return;
     if (this.informational) {
       this.informational = false;
       this.headerList.length = 0;
       return;
     }
-    const trailers = this.headerList.length > 0 ? this.headerList : null;
-    this.headerList = [];
+    this.responseDone = true;
+    this.inBody = false;
+    this.disarmTimer();
+    if (this.headerList.length > 0) {
+      this.trailers = this.headerList;
+      this.headerList = [];
+    }
+  };
+
+  /**
+   * Reports a complete response, once the parser has finished the read it came in (so that
+   * bytes behind it are seen before the connection is reused) and the handler has taken every
+   * held chunk. Called after each read, and from resume().
+   */
+  private finishResponse(): void {
+    const handler = this.handler;
+    if (handler === null || !this.responseDone || this.held.length > 0) return;
+    const trailers = this.trailers;
+    this.trailers = null;
     this.handler = null;
     this.request = null;
+    this.resumeCurrent = noop;
     this.served++;
-    this.disarmTimer();
     if (!this.bodyDone) {
       // Answered before the whole request was sent: the connection is out of step.
       this.keepAlive = false;
       this.detachBody(true);
     }
-    if (this.paused) this.resume();
-    if (this.keepAlive && !this.closed) this.owner.release(this);
-    else this.destroy();
+    if (this.keepAlive && !this.closed) {
+      if (this.paused) {
+        this.paused = false;
+        this.readStart();
+      }
+      this.owner.release(this);
+    } else {
+      this.destroy();
+    }
     handler.onComplete(trailers);
-  };
+  }
 
   private pause(): void {
     if (this.paused) return;
     this.paused = true;
+    // The body timeout measures the backend's silence, not the client's: off while paused.
+    if (this.timerKind === TimerKind.Body) this.timerKind = TimerKind.None;
+    if (this.closed) return;
     if (this.handle !== undefined) this.handle.readStop();
     else this.socket.pause();
   }
 
-  private readonly resume = (): void => {
-    if (!this.paused || this.closed) return;
+  private resume(): void {
+    if (!this.paused) return;
     this.paused = false;
+    const handler = this.handler;
+    const held = this.held;
+    while (held.length > 0 && handler !== null && this.handler === handler) {
+      if (!handler.onData(held.shift() as Buffer)) {
+        this.paused = true;
+        return;
+      }
+    }
+    if (this.handler !== handler) return; // failed or aborted meanwhile
+    if (this.responseDone) {
+      this.finishResponse();
+      return;
+    }
+    if (this.inBody) this.armTimer(TimerKind.Body, (this.request as UpstreamRequest).bodyTimeout);
+    this.readStart();
+  }
+
+  private readStart(): void {
+    if (this.closed) return;
     if (this.handle !== undefined) this.handle.readStart();
     else this.socket.resume();
-  };
+  }
 
   // ---- timers ------------------------------------------------------------------------------
 
@@ -425,7 +510,10 @@ export class Http1Connection {
   private readonly onSocketEnd = (): void => {
     // A body delimited by the end of the connection completes here (onMessageComplete).
     const result = this.parser.finish();
-    if (this.handler !== null) {
+    this.keepAlive = false;
+    if (this.responseDone) {
+      this.finishResponse(); // or at resume(), if chunks are held
+    } else if (this.handler !== null) {
       const cause = result instanceof Error ? result : new Error('backend closed the connection');
       this.fail(new UpstreamResetError(this.owner.id, cause), true);
     } else {
@@ -434,7 +522,8 @@ export class Http1Connection {
   };
 
   private readonly onSocketClose = (): void => {
-    if (this.handler !== null) {
+    // A complete response still has its held chunks to give (resume() reports it).
+    if (this.handler !== null && !this.responseDone) {
       this.fail(
         new UpstreamResetError(this.owner.id, new Error('backend closed the connection')),
         false,
@@ -456,6 +545,10 @@ export class Http1Connection {
     const handler = this.handler;
     this.handler = null;
     this.request = null;
+    this.resumeCurrent = noop;
+    this.held.length = 0;
+    this.responseDone = false;
+    this.inBody = false;
     this.detachBody(true);
     if (destroy) this.destroy();
     handler?.onError(error);
@@ -474,6 +567,8 @@ export class Http1Connection {
     return this.handler !== null;
   }
 }
+
+function noop(): void {}
 
 function closeParser(parser: LlhttpParser): void {
   parser.close();

@@ -29,6 +29,8 @@ export interface LlhttpParser {
 export interface LlhttpParserClass {
   new (): LlhttpParser;
   readonly RESPONSE: number;
+  /** Absent before Node 14; optional (anubis then notices stray bytes one callback later). */
+  readonly kOnMessageBegin?: number;
   readonly kOnHeaders: number;
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;

@@ -47,8 +47,7 @@ export function serializeRequestHead(
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
     const value = headers[i + 1] as string;
-    // Names were checked as tokens by the client-side parser (or are anubis's own).
-    if (BAD_VALUE.test(value)) {
+    if (BAD_VALUE.test(value) || BAD_VALUE.test(name)) {
       throw new InvalidRequestHeadError(`invalid value for header ${JSON.stringify(name)}`);
     }
     if (name.length === 4 && name.toLowerCase() === 'host') sawHost = true;
