@@ -69,8 +69,8 @@ export class Http1Connection {
   served = 0;
   /** When the connection last became idle (performance.now()), for the keep-alive timeout. */
   idleSince = 0;
-  /** Keep-alive timeout the backend announced (`Keep-Alive: timeout=N`), ms; 0 = none. */
-  announcedKeepAliveMs = 0;
+  /** Keep-alive timeout the backend announced (`Keep-Alive: timeout=N`), ms; -1 = none. */
+  announcedKeepAliveMs = -1;
 
   private handler: UpstreamHandler | null = null;
   private request: UpstreamRequest | null = null;
@@ -78,6 +78,8 @@ export class Http1Connection {
   private bodyLength = -1;
   private bodyWritten = 0;
   private bodyDone = true;
+  /** The request head is corked until the first chunk of body is written with it. */
+  private headCorked = false;
   private keepAlive = true;
   private informational = false;
   private skipBody = false;
@@ -193,12 +195,16 @@ export class Http1Connection {
       this.fail(new UpstreamProtocolError(this.owner.id, error), true);
       return;
     }
-    this.socket.write(head.text, 'latin1');
     if (body === null) {
+      this.socket.write(head.text, 'latin1');
       this.bodyDone = true;
       this.armTimer(TimerKind.Headers, request.headersTimeout);
       return;
     }
+    // The head waits for the first chunk of body: one write for both (uncorkHead).
+    this.socket.cork();
+    this.headCorked = true;
+    this.socket.write(head.text, 'latin1');
     this.body = body;
     this.bodyLength = head.contentLength;
     this.bodyWritten = 0;
@@ -234,8 +240,14 @@ export class Http1Connection {
       socket.uncork();
       if (!more) this.body?.pause();
     }
+    if (this.headCorked) this.uncorkHead();
     if (this.timerKind === TimerKind.Headers) this.timer?.refresh();
   };
+
+  private uncorkHead(): void {
+    this.headCorked = false;
+    this.socket.uncork();
+  }
 
   private readonly onBodyEnd = (): void => {
     if (this.bodyLength >= 0 && this.bodyWritten !== this.bodyLength) {
@@ -250,6 +262,7 @@ export class Http1Connection {
     }
     if (this.bodyLength < 0) this.socket.write(LAST_CHUNK, 'latin1');
     this.detachBody(false);
+    if (this.headCorked) this.uncorkHead();
     if (this.timerKind === TimerKind.Headers) this.timer?.refresh();
   };
 
@@ -265,6 +278,7 @@ export class Http1Connection {
   /** Stops reading the request body; `destroy` also destroys the attempt's stream. */
   private detachBody(destroy: boolean): void {
     this.bodyDone = true;
+    if (this.headCorked) this.uncorkHead();
     const body = this.body;
     if (body === null) return;
     this.body = null;
@@ -580,16 +594,16 @@ function bodyLengthError(written: number, announced: number): Error {
   );
 }
 
-/** `Keep-Alive: timeout=N` of a response, in ms (0 when absent). */
+/** `Keep-Alive: timeout=N` of a response, in ms (-1 when absent). */
 function announcedKeepAlive(headers: readonly string[] | undefined): number {
-  if (headers === undefined) return 0;
+  if (headers === undefined) return -1;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
     if (name.length !== 10 || name.toLowerCase() !== 'keep-alive') continue;
     const match = /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(headers[i + 1] as string);
     if (match !== null) return Number(match[1]) * 1000;
   }
-  return 0;
+  return -1;
 }
 
 function isIpLiteral(host: string): boolean {

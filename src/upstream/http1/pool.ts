@@ -102,12 +102,12 @@ export class Http1Pool implements UpstreamClient, ConnectionOwner {
 
   private keepAliveOf(connection: Http1Connection): number {
     const announced = connection.announcedKeepAliveMs;
-    if (announced <= 0) return this.keepAliveTimeoutMs;
+    if (announced < 0) return this.keepAliveTimeoutMs;
     return Math.min(this.keepAliveTimeoutMs, announced - ANNOUNCED_MARGIN_MS);
   }
 
   release(connection: Http1Connection): void {
-    if (this.closing) {
+    if (this.closing || this.keepAliveOf(connection) <= 0) {
       connection.destroy();
       return;
     }
