@@ -5,12 +5,20 @@
  * request's handler (src/upstream/upstream-client.ts).
  *
  * On plain TCP the parser reads the socket's handle directly in C++ (`consume`, as node:http's
- * server does), so a response costs no JS Buffer per read; a full client pauses the handle
- * (readStop) until the handler calls `resume`. TLS sockets are fed to the parser from 'data'.
+ * server does), so a response costs no JS Buffer per read; TLS sockets are fed to the parser
+ * from 'data'. A handler that returns false (its client is full) stops the reads (readStop)
+ * until it calls `resume`; the rest of the read already in the parser is held and handed
+ * over on resume, so a paused handler gets nothing (undici's contract).
+ *
+ * A complete response is reported only once the parser has finished the read it came in:
+ * bytes behind it (a second response nobody asked for) are seen first and the connection is
+ * closed instead of reused, so they can never be taken as the answer to the next request.
+ * Bytes arriving on an idle connection close it too.
  *
  * Timeouts: connect (until connected), headers (from the last byte of the request written to
- * the response headers), body (longest silence between body chunks). One Timeout object is
- * re-armed with refresh() while the duration stays the same, which is the common case.
+ * the response headers), body (longest silence between body chunks, not counted while the
+ * handler holds the body paused). One Timeout object is re-armed with refresh() while the
+ * duration stays the same, which is the common case.
  */
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
