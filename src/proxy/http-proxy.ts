@@ -1,12 +1,13 @@
 /**
  * The HTTP reverse proxy: one `Exchange` per client request picks a backend from the pool,
- * forwards the request through that backend's undici connection pool and streams the answer
- * back with back-pressure in both directions (request body: undici reads the client stream;
- * response body: a full client socket pauses the backend).
+ * forwards the request through that backend's connection pool (src/upstream/upstream-client.ts:
+ * anubis's own HTTP/1.1 client, or undici's) and streams the answer back with back-pressure in
+ * both directions (request body: the pool reads the client's stream; response body: a full
+ * client socket pauses the backend).
  *
- * The exchange implements undici 7's native dispatch-handler protocol (onConnect / onHeaders
- * / onData / onComplete / onError). undici's newer controller API is a wrapper over that same
- * protocol that re-parses every header block into an object, which the hot path avoids.
+ * The exchange is the pool's handler (onConnect / onHeaders / onData / onComplete / onError,
+ * undici 7's native dispatch-handler protocol). undici's newer controller API is a wrapper
+ * over that same protocol that re-parses every header block into an object.
  *
  * The exchange is also the strategy's PickContext, so a request costs one object here.
  */

@@ -1,5 +1,6 @@
 /**
- * Tells an exchange whether undici wrote its request on a *reused* keep-alive connection
+ * For the `client: undici` pools (anubis's own client sets `reusedSocket` itself):
+ * tells an exchange whether undici wrote its request on a *reused* keep-alive connection
  * (one that already carried a request) or on a fresh one. A request that fails on a reused
  * connection before any byte of response arrived is the classic keep-alive race: the backend
  * closed the idle connection while the request was on its way, so it never processed it, and

@@ -53,12 +53,12 @@ export function acceptsTrailers(req: IncomingMessage): boolean {
   return false;
 }
 
-// undici hands the raw trailer buffers (its types say strings): accept both.
+// undici hands the raw trailer buffers (its types say strings), anubis's client strings.
 function latin1(value: Buffer | string): string {
   return typeof value === 'string' ? value : value.toString('latin1');
 }
 
-/** Adds the backend's trailers (undici's raw [name, value, …] list) to the response. */
+/** Adds the backend's trailers (a raw [name, value, …] list) to the response. */
 export function forwardTrailers(
   req: IncomingMessage,
   res: ServerResponse,

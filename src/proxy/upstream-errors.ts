@@ -1,5 +1,6 @@
 /**
- * Maps what undici and Node report when talking to a backend onto anubis's coded errors,
+ * Maps what undici and Node report when talking to a backend onto anubis's coded errors
+ * (anubis's own client reports coded errors itself, passed through as they are),
  * which carry the client-facing status (502/504) and whether a retry is safe.
  */
 import {

@@ -12,7 +12,7 @@ import type { BackendConfig, Config, PoolConfig } from '../config/schema.js';
 import { formatPath } from '../config/key-path.js';
 import { readPemFile } from '../config/tls-files.js';
 
-/** undici `connect` options for one backend. */
+/** TLS connect options for one backend (anubis's client and undici's `connect` take them). */
 export interface BackendConnectTls {
   readonly ca?: string[];
   readonly rejectUnauthorized: boolean;
