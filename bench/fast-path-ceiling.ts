@@ -5,8 +5,9 @@
  * `return 200` backend with keep-alive on both sides and X-Forwarded-For:
  *
  *   nginx               1 worker, upstream keep-alive (the reference)
- *   anubis              workers: 1, compiled (the product)
- *   node-http-undici    node:http server + undici Pool (anubis's architecture, minus anubis)
+ *   anubis              workers: 1, compiled (the product, its own llhttp upstream client)
+ *   anubis-undici       the same with `client: undici` in its pool
+ *   node-http-undici    node:http server + undici Pool (anubis with undici, minus anubis)
  *   llhttp-undici       net.Server parsed by Node's llhttp binding + undici Pool
  *   llhttp-llhttp       llhttp server side + raw backend sockets parsed by llhttp (RESPONSE)
  *   raw                 no parsing, no validation: a deliberately incorrect ceiling
@@ -245,7 +246,12 @@ async function main(): Promise<number> {
     const backend = await startNginxBackend(ctx);
     const backendUrl = backend.urls[0] as string;
     const peers: RunningPeer[] = [await startNginxProxy(ctx, 'nginx', [backendUrl], '')];
-    if (options.anubis) peers.push(await startAnubis(ctx, 'anubis', [backendUrl], { workers: 1 }));
+    if (options.anubis) {
+      peers.push(await startAnubis(ctx, 'anubis', [backendUrl], { workers: 1 }));
+      peers.push(
+        await startAnubis(ctx, 'anubis-undici', [backendUrl], { workers: 1, client: 'undici' }),
+      );
+    }
     for (const variant of EXPERIMENTS) peers.push(await startExperiment(ctx, variant, backendUrl));
     for (const peer of peers) await checkPeer(peer);
     const nodeVersion = spawnSync(options.node, ['--version'], { encoding: 'utf8' }).stdout.trim();

@@ -161,7 +161,13 @@ export async function startAnubis(
   ctx: BenchContext,
   name: string,
   backends: readonly string[],
-  options: { workers: number | 'auto'; strategy?: string; mode?: 'http' | 'tcp' },
+  options: {
+    workers: number | 'auto';
+    strategy?: string;
+    mode?: 'http' | 'tcp';
+    /** Upstream HTTP/1.1 client (the pool's `client` setting); anubis's own by default. */
+    client?: 'anubis' | 'undici';
+  },
 ): Promise<RunningPeer> {
   const port = await freePort();
   const config = {
@@ -184,6 +190,7 @@ export async function startAnubis(
           url: options.mode === 'tcp' ? url.replace('http://', 'tcp://') : url,
         })),
         keepAliveTimeout: '60s',
+        ...(options.client === undefined ? {} : { client: options.client }),
       },
     },
   };
