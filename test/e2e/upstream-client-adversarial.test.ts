@@ -216,7 +216,6 @@ interface Scenario {
   readonly expect: Expect;
   /** For a timeout scenario: the longest the client may wait (ms, generous). */
   readonly within?: number;
-  readonly todo?: { readonly anubis?: string; readonly undici?: string };
 }
 
 const chunkedHead = 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n';
@@ -303,18 +302,13 @@ const SCENARIOS: Scenario[] = [
     behavior: { respond: (s) => s.write(response('ok') + 'EVIL GARBAGE\r\n\r\n') },
     expect: { ok: { status: 200, body: 'ok' } },
   },
+  // Regression (fixed in 2e8eca2): the partial head left the idle connection's parser
+  // mid-message and the next request on it got a 502.
   {
     name: 'the start of a status line after a Content-Length body',
     path: '/trailing-partial',
     behavior: { respond: (s) => s.write(response('ok') + 'HTTP/1.1 2') },
     expect: { ok: { status: 200, body: 'ok' } },
-    todo: {
-      anubis:
-        'a partial response after a complete one leaves the parser mid-message on an idle ' +
-        'connection (no callback fires, so it is not destroyed); the next request on it gets ' +
-        'a 502 (connection.ts onMessageComplete/release; fix: a kOnMessageBegin callback that ' +
-        'destroys the connection when no request is waiting)',
-    },
   },
   {
     name: 'a stray CRLF after a Content-Length body',
@@ -682,8 +676,7 @@ for (const client of ['anubis', 'undici'] as const) {
     });
 
     for (const scenario of SCENARIOS) {
-      const todo = scenario.todo?.[client];
-      void test(scenario.name, { todo }, async (t) => {
+      void test(scenario.name, async (t) => {
         const outcome = await get(anubis.url, scenario.path, {
           method: scenario.method,
           body: scenario.body,
@@ -731,45 +724,37 @@ const DOUBLE: Record<string, Behavior> = {
   '/slow': { respond: (s, r) => setTimeout(() => CLEAN.respond(s, r), 100) },
 };
 
+// Regression (fixed in 2e8eca2): the connection was released before the rest of the read was
+// parsed, the queued request was dispatched on it from onComplete and got the second response
+// (and the request after it got the first one's answer).
 for (const client of ['anubis', 'undici'] as const) {
-  void test(
-    `${client}: a request waiting in the concurrency queue does not get the extra response`,
-    {
-      todo:
-        client === 'anubis'
-          ? 'Http1Connection.onMessageComplete releases the connection before the rest of the ' +
-            'read is parsed; the queued request is dispatched on it from onComplete and gets the ' +
-            'unsolicited second response'
-          : undefined,
-    },
-    async () => {
-      const backend = await startEvilBackend(DOUBLE);
-      const anubis = await startAnubis([backend.url], {
-        ...POOL,
-        client,
-        concurrency: { maxPerBackend: 1, queueLength: 10, queueTimeout: '5s' },
-      });
-      try {
-        const outcomes = await Promise.all([
-          get(anubis.url, '/double'),
-          get(anubis.url, '/clean?q=1'),
-          get(anubis.url, '/clean?q=2'),
-        ]);
-        check(outcomes[0], { ok: { status: 200, body: 'first' } }, 'first');
-        for (const [i, outcome] of outcomes.slice(1).entries()) {
-          assert.deepEqual(
-            { status: outcome.status, body: outcome.body },
-            { status: 200, body: `clean:/clean?q=${i + 1}` },
-            `queued request ${i + 1}`,
-          );
-        }
-        await assertPoolIdle(anubis);
-      } finally {
-        await anubis.close();
-        await backend.close();
+  void test(`${client}: a request waiting in the concurrency queue does not get the extra response`, async () => {
+    const backend = await startEvilBackend(DOUBLE);
+    const anubis = await startAnubis([backend.url], {
+      ...POOL,
+      client,
+      concurrency: { maxPerBackend: 1, queueLength: 10, queueTimeout: '5s' },
+    });
+    try {
+      const outcomes = await Promise.all([
+        get(anubis.url, '/double'),
+        get(anubis.url, '/clean?q=1'),
+        get(anubis.url, '/clean?q=2'),
+      ]);
+      check(outcomes[0], { ok: { status: 200, body: 'first' } }, 'first');
+      for (const [i, outcome] of outcomes.slice(1).entries()) {
+        assert.deepEqual(
+          { status: outcome.status, body: outcome.body },
+          { status: 200, body: `clean:/clean?q=${i + 1}` },
+          `queued request ${i + 1}`,
+        );
       }
-    },
-  );
+      await assertPoolIdle(anubis);
+    } finally {
+      await anubis.close();
+      await backend.close();
+    }
+  });
 }
 
 void describe('TLS backends (the parser fed from data events)', () => {
@@ -826,67 +811,60 @@ void describe('TLS backends (the parser fed from data events)', () => {
   }
 });
 
-void test(
-  'anubis: a response of many small chunks to a slow client adds one drain listener at a time',
-  {
-    todo:
-      'Exchange.onData (src/proxy/http-proxy.ts) adds res.once("drain") on every false return, and ' +
-      'the anubis client keeps calling onData for the rest of the read after a pause: one ' +
-      'listener per chunk left in the read (up to thousands), MaxListenersExceededWarning',
-  },
-  async () => {
-    const backend = await startEvilBackend({
-      '/tiny': {
-        respond: (s) => {
-          s.write(chunkedHead);
-          // 1 KiB chunks: about 60 of them in each 64 KiB read.
-          const piece = Buffer.from(`400\r\n${'a'.repeat(KB)}\r\n`.repeat(256));
-          let n = 0;
-          const pump = (): void => {
-            while (n < 100) {
-              n++;
-              if (!s.write(piece)) {
-                s.once('drain', pump);
-                return;
-              }
+// Regression (fixed in 2e8eca2): after a pause the client kept calling onData for the rest
+// of the read, and Exchange.onData added one res 'drain' listener per call.
+void test('anubis: a response of many small chunks to a slow client adds one drain listener at a time', async () => {
+  const backend = await startEvilBackend({
+    '/tiny': {
+      respond: (s) => {
+        s.write(chunkedHead);
+        // 1 KiB chunks: about 60 of them in each 64 KiB read.
+        const piece = Buffer.from(`400\r\n${'a'.repeat(KB)}\r\n`.repeat(256));
+        let n = 0;
+        const pump = (): void => {
+          while (n < 100) {
+            n++;
+            if (!s.write(piece)) {
+              s.once('drain', pump);
+              return;
             }
-            s.write('0\r\n\r\n');
-          };
-          pump();
-        },
+          }
+          s.write('0\r\n\r\n');
+        };
+        pump();
       },
-    });
-    const anubis = await startAnubis([backend.url], { ...POOL, client: 'anubis' });
-    const warnings: Error[] = [];
-    const onWarning = (warning: Error): void => {
-      if (warning.name === 'MaxListenersExceededWarning') warnings.push(warning);
-    };
-    process.on('warning', onWarning);
-    try {
-      const { connect } = await import('node:net');
-      const socket = connect(Number(new URL(anubis.url).port), '127.0.0.1');
-      socket.on('error', () => {});
-      socket.write('GET /tiny HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-      socket.pause();
-      // Let the buffers between client, anubis and backend fill up, then read everything.
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      let text = '';
-      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-      socket.resume();
-      await new Promise((resolve) => socket.once('close', resolve));
-      assert.ok(text.endsWith('0\r\n\r\n'), 'the whole response');
-      await new Promise((resolve) => setImmediate(resolve));
-      assert.deepEqual(
-        warnings.map((w) => w.message.slice(0, 60)),
-        [],
-      );
-    } finally {
-      process.off('warning', onWarning);
-      await anubis.close();
-      await backend.close();
-    }
-  },
-);
+    },
+  });
+  const anubis = await startAnubis([backend.url], { ...POOL, client: 'anubis' });
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error): void => {
+    if (warning.name === 'MaxListenersExceededWarning') warnings.push(warning);
+  };
+  process.on('warning', onWarning);
+  try {
+    const { connect } = await import('node:net');
+    const socket = connect(Number(new URL(anubis.url).port), '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write('GET /tiny HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    socket.pause();
+    // Let the buffers between client, anubis and backend fill up, then read everything.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.resume();
+    await new Promise((resolve) => socket.once('close', resolve));
+    assert.ok(text.endsWith('0\r\n\r\n'), 'the whole response');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(
+      warnings.map((w) => w.message.slice(0, 60)),
+      [],
+    );
+  } finally {
+    process.off('warning', onWarning);
+    await anubis.close();
+    await backend.close();
+  }
+});
 
 // ---- request heads and bodies that would smuggle a second request ------------------------------
 
@@ -1021,72 +999,52 @@ for (const client of ['anubis', 'undici'] as const) {
   });
 }
 
+// Regression (b245a7d dropped the check, 2e8eca2 brought it back).
 for (const client of ['anubis', 'undici'] as const) {
-  void test(
-    `${client}: a header name with CR/LF is refused`,
-    {
-      todo:
-        client === 'anubis'
-          ? 'commit b245a7d stopped checking header names for CR/LF/NUL in ' +
-            'src/upstream/http1/request-head.ts: a name is written as is (names from clients are ' +
-            'tokens today, so this is defence in depth; undici refuses it)'
-          : undefined,
-    },
-    async () => {
-      const received: string[] = [];
-      const backend = await startEvilBackend({
-        '/record': {
-          respond: (s, request) => {
-            received.push(request);
-            s.write(response('recorded'));
-          },
+  void test(`${client}: a header name with CR/LF is refused`, async () => {
+    const received: string[] = [];
+    const backend = await startEvilBackend({
+      '/record': {
+        respond: (s, request) => {
+          received.push(request);
+          s.write(response('recorded'));
         },
-      });
-      const anubis = await startAnubis([backend.url], { ...POOL, client });
-      try {
-        const name = 'x-a: v\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: x\r\n\r\nx-b';
-        const attempt = await dispatchDirect(anubis, '/record', [name, 'v']);
-        assert.ok(attempt.error !== undefined, 'the header name was sent');
-        await assertPoolIdle(anubis);
-        assert.ok(!received.join('\n').includes('/smuggled'), received.join('\n'));
-      } finally {
-        await anubis.close();
-        await backend.close();
-      }
-    },
-  );
+      },
+    });
+    const anubis = await startAnubis([backend.url], { ...POOL, client });
+    try {
+      const name = 'x-a: v\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: x\r\n\r\nx-b';
+      const attempt = await dispatchDirect(anubis, '/record', [name, 'v']);
+      assert.ok(attempt.error !== undefined, 'the header name was sent');
+      await assertPoolIdle(anubis);
+      assert.ok(!received.join('\n').includes('/smuggled'), received.join('\n'));
+    } finally {
+      await anubis.close();
+      await backend.close();
+    }
+  });
 }
 
+// Regression (fixed in 29d0c04): timeout=0 was read as "nothing announced".
 for (const client of ['anubis', 'undici'] as const) {
-  void test(
-    `${client}: a connection whose response announced Keep-Alive: timeout=0 is not kept`,
-    {
-      todo:
-        client === 'anubis'
-          ? 'announcedKeepAlive() returns 0 for timeout=0, which keepAliveOf() (pool.ts) reads ' +
-            'as "nothing announced" and applies the pool keepAliveTimeout: the connection is ' +
-            'reused although the backend said it closes at once (undici closes it)'
-          : undefined,
-    },
-    async () => {
-      const backend = await startEvilBackend({
-        '/ka0': { respond: (s) => s.write(response('ka0', 'keep-alive: timeout=0\r\n')) },
-      });
-      const anubis = await startAnubis([backend.url], { ...POOL, client });
-      try {
-        const outcome = await get(anubis.url, '/ka0');
-        assert.equal(outcome.body, 'ka0');
-        // Give the pool a moment to close it, then it must hold no idle connection.
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        await waitFor(
-          () => backendOf(anubis).dispatcher.stats.free === 0,
-          () => `no idle connection: ${JSON.stringify(backendOf(anubis).dispatcher.stats)}`,
-          2_000,
-        );
-      } finally {
-        await anubis.close();
-        await backend.close();
-      }
-    },
-  );
+  void test(`${client}: a connection whose response announced Keep-Alive: timeout=0 is not kept`, async () => {
+    const backend = await startEvilBackend({
+      '/ka0': { respond: (s) => s.write(response('ka0', 'keep-alive: timeout=0\r\n')) },
+    });
+    const anubis = await startAnubis([backend.url], { ...POOL, client });
+    try {
+      const outcome = await get(anubis.url, '/ka0');
+      assert.equal(outcome.body, 'ka0');
+      // Give the pool a moment to close it, then it must hold no idle connection.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await waitFor(
+        () => backendOf(anubis).dispatcher.stats.free === 0,
+        () => `no idle connection: ${JSON.stringify(backendOf(anubis).dispatcher.stats)}`,
+        2_000,
+      );
+    } finally {
+      await anubis.close();
+      await backend.close();
+    }
+  });
 }
