@@ -333,7 +333,8 @@ class Exchange
 
   onConnect(abort: (reason?: Error) => void): void {
     this.abortUpstream = abort;
-    expectSocketReport(this);
+    // anubis's own client sets reusedSocket itself; undici's is told by reused-socket.ts.
+    if ((this.backend as Backend).usesUndici) expectSocketReport(this);
     if (this.settled) abort(new ClientAbortedError());
   }
 

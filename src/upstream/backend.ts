@@ -86,6 +86,9 @@ export class Backend extends BackendStats implements BackendView {
   /** TCP mode: bytes sent to this backend (added as they pass). */
   bytesOut = 0;
 
+  /** The pool is undici's (`client: undici`, or the fallback), not anubis's own. */
+  readonly usesUndici: boolean;
+
   /** Keep-alive connection pool (http/https backends only; tcp:// backends have none). */
   private readonly httpPool: UpstreamClient | undefined;
 
@@ -95,8 +98,9 @@ export class Backend extends BackendStats implements BackendView {
     this.url = options.url;
     this.weight = options.weight;
     this.effectiveWeight = options.weight;
+    this.usesUndici = upstreamClientKind(options.client) === 'undici';
     if (options.url.startsWith('tcp:')) return;
-    if (upstreamClientKind(options.client) === 'anubis') {
+    if (!this.usesUndici) {
       this.httpPool = new Http1Pool(options.url, {
         id: options.id,
         connectTimeoutMs: options.connectTimeoutMs,

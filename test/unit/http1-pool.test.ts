@@ -496,27 +496,21 @@ test('Keep-Alive: timeout=N is honoured with a one-second margin; the pool timeo
   await until(() => short.stats.connected === 0, 3_000);
 });
 
-test(
-  'Keep-Alive: timeout=0 means the backend will not keep the connection: it is not reused (as undici)',
-  {
-    todo: 'announcedKeepAlive() returns 0 for timeout=0, which keepAliveOf() reads as "nothing announced" and applies the pool keepAliveTimeout',
-  },
-  async (t) => {
-    const backend = await startRawResponder(
-      () => 'HTTP/1.1 200 OK\r\nkeep-alive: timeout=0\r\ncontent-length: 2\r\n\r\nok',
-    );
-    const pool = makePool(backend.url);
-    t.after(async () => {
-      await pool.destroy();
-      await backend.close();
-    });
-    assertOk(await run(pool));
-    const second = await run(pool);
-    assertOk(second);
-    assert.equal(second.reusedSocket, false);
-    assert.equal(backend.received.length, 2);
-  },
-);
+test('Keep-Alive: timeout=0 means the backend will not keep the connection: it is not reused (as undici)', async (t) => {
+  const backend = await startRawResponder(
+    () => 'HTTP/1.1 200 OK\r\nkeep-alive: timeout=0\r\ncontent-length: 2\r\n\r\nok',
+  );
+  const pool = makePool(backend.url);
+  t.after(async () => {
+    await pool.destroy();
+    await backend.close();
+  });
+  assertOk(await run(pool));
+  const second = await run(pool);
+  assertOk(second);
+  assert.equal(second.reusedSocket, false);
+  assert.equal(backend.received.length, 2);
+});
 
 test('a connection the backend closed while idle is dropped; the next request opens another', async (t) => {
   const backend = await startScripted((_request, socket) => {
