@@ -8,6 +8,7 @@
  *   anubis              workers: 1, compiled (the product, its own llhttp upstream client)
  *   anubis-undici       the same with `client: undici` in its pool
  *   node-http-undici    node:http server + undici Pool (anubis with undici, minus anubis)
+ *   node-http-anubis-client  node:http server + anubis's own client (anubis minus its logic)
  *   llhttp-undici       net.Server parsed by Node's llhttp binding + undici Pool
  *   llhttp-llhttp       llhttp server side + raw backend sockets parsed by llhttp (RESPONSE)
  *   raw                 no parsing, no validation: a deliberately incorrect ceiling
@@ -55,7 +56,13 @@ import { median } from './lib/stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-const EXPERIMENTS = ['node-http-undici', 'llhttp-undici', 'llhttp-llhttp', 'raw'] as const;
+const EXPERIMENTS = [
+  'node-http-undici',
+  'node-http-anubis-client',
+  'llhttp-undici',
+  'llhttp-llhttp',
+  'raw',
+] as const;
 
 interface Options {
   seconds: number;

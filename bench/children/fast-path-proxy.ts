@@ -9,7 +9,9 @@
  *
  *   node fast-path-proxy.js VARIANT PORT BACKEND_URL
  *
- *   node-http-undici   node:http server, undici Pool dispatch (anubis's architecture)
+ *   node-http-undici   node:http server, undici Pool dispatch (anubis with `client: undici`)
+ *   node-http-anubis-client  node:http server, anubis's own upstream client (src/upstream/http1,
+ *                      the product code): anubis's architecture minus anubis's logic
  *   llhttp-undici      net.Server parsed by Node's llhttp binding (`HTTPParser` from
  *                      node:_http_common, consuming the socket handle like node:http),
  *                      undici Pool dispatch
@@ -25,6 +27,9 @@ import { createServer as createHttpServer, type ServerResponse } from 'node:http
 import { createRequire } from 'node:module';
 import { connect, createServer, type Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
+import { Http1Pool } from '../../src/upstream/http1/pool.js';
+import { loadLlhttp } from '../../src/upstream/http1/llhttp.js';
+import type { UpstreamHandler } from '../../src/upstream/upstream-client.js';
 
 // ---- Node's llhttp binding (an internal module: typed here by hand) ----------------------
 
@@ -184,6 +189,71 @@ class HttpExchange implements Dispatcher.DispatchHandler {
       this.res.writeHead(502, { 'content-length': '0' }).end();
     }
   }
+}
+
+/** The same exchange for anubis's own client (string headers, reusedSocket set by the pool). */
+class AnubisClientExchange implements UpstreamHandler {
+  reusedSocket = false;
+  private resume: (() => void) | undefined;
+  constructor(private readonly res: ServerResponse) {}
+  onConnect(): void {}
+  onHeaders(
+    status: number,
+    raw: (Buffer | string)[],
+    resume: () => void,
+    statusText: string,
+  ): boolean {
+    this.resume = resume;
+    count(status);
+    this.res.writeHead(status, statusText, forwardResponseHeaders(raw as string[]).headers);
+    return true;
+  }
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.resume as () => void);
+    return false;
+  }
+  onComplete(): void {
+    this.res.end();
+  }
+  onError(): void {
+    if (this.res.headersSent) this.res.destroy();
+    else {
+      count(502);
+      this.res.writeHead(502, { 'content-length': '0' }).end();
+    }
+  }
+}
+
+function nodeHttpAnubisClient(port: number, backend: string): void {
+  const parserClass = loadLlhttp();
+  if (parserClass === undefined) throw new Error("Node's llhttp binding is not reachable");
+  const pool = new Http1Pool(backend, {
+    id: 'backend',
+    connectTimeoutMs: 5_000,
+    keepAliveTimeoutMs: 60_000,
+    parserClass,
+  });
+  const server = createHttpServer({ keepAliveTimeout: 60_000, noDelay: true }, (req, res) => {
+    if (requestHasBody(req.rawHeaders)) {
+      count(501);
+      res.writeHead(501, { connection: 'close', 'content-length': '0' }).end();
+      return;
+    }
+    const headers = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '');
+    pool.dispatch(
+      {
+        path: req.url ?? '/',
+        method: req.method ?? 'GET',
+        headers,
+        body: null,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      },
+      new AnubisClientExchange(res),
+    );
+  });
+  server.listen(port, '127.0.0.1');
 }
 
 function nodeHttpUndici(port: number, backend: string): void {
@@ -626,6 +696,9 @@ if (backend === undefined || !Number.isInteger(port)) {
 switch (variant) {
   case 'node-http-undici':
     nodeHttpUndici(port, backend);
+    break;
+  case 'node-http-anubis-client':
+    nodeHttpAnubisClient(port, backend);
     break;
   case 'llhttp-undici':
     serveWithLlhttp(port, undiciForward(backend));
