@@ -5,7 +5,7 @@
  * not in strategies, so they survive a strategy rebuild or a config reload that keeps the
  * backend.
  */
-import { Pool } from './undici-pool.js';
+import { undiciPool } from './undici-pool.js';
 import { Http1Pool } from './http1/pool.js';
 import { loadLlhttp } from './http1/llhttp.js';
 import type { UpstreamClient } from './upstream-client.js';
@@ -110,6 +110,7 @@ export class Backend extends BackendStats implements BackendView {
       });
       return;
     }
+    const Pool = undiciPool();
     this.httpPool = new Pool(options.url, {
       ...(options.tls === undefined ? {} : { connect: options.tls }),
       connections: null,
