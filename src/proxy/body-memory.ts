@@ -13,7 +13,10 @@
  * bytes they pass, process-wide; every `COLLECT_EVERY_BYTES` a minor GC (scavenge) runs, which
  * frees the young generation's dead ArrayBuffers, so at most ≈ that many bytes of dead read
  * buffers wait. Cost per chunk: one add and one compare. A scavenge of a mostly empty young
- * generation takes well under a millisecond, once per 8 MiB relayed.
+ * generation takes well under a millisecond, once per 4 MiB relayed. (4 MiB rather than 8
+ * since anubis's own upstream client: Node 24's peak for 1 GiB streamed went from 100–102 to
+ * 93–96 MiB, Node 20's from 81–83 to 77, with no throughput change above the noise of
+ * interleaved runs; docs/performance.md, Memory.)
  *
  * V8's `gc()` is obtained by turning on `--expose-gc` and reading `gc` from a new vm context
  * (the main context was created before the flag), lazily, when the first threshold is
@@ -24,7 +27,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /** Body bytes relayed between two minor GCs. */
-export const COLLECT_EVERY_BYTES = 8 * 1024 * 1024;
+export const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
 
 /** Runs a minor GC; `undefined` where none can be had. */
 export type MinorGc = () => void;

@@ -213,7 +213,7 @@ test('a 256 MiB upload and download stream through with bounded memory', async (
     await lb.close();
     await backend.close();
   });
-  // Dead 64 KiB read buffers are collected by the proxy itself (a minor GC every 8 MiB of
+  // Dead 64 KiB read buffers are collected by the proxy itself (a minor GC every 4 MiB of
   // body relayed, src/proxy/body-memory.ts), which also frees this process's client and
   // backend buffers: no collection is forced here.
   const before = process.memoryUsage().rss;

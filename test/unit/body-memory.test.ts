@@ -40,8 +40,8 @@ void test('without a gc function, counting goes on and collecting is a no-op', (
   assert.equal(obtained, 1, 'an unavailable gc is asked for once');
 });
 
-void test('V8 gives a minor GC on this Node, and the default threshold is 8 MiB', () => {
-  assert.equal(COLLECT_EVERY_BYTES, 8 * 1024 * 1024);
+void test('V8 gives a minor GC on this Node, and the default threshold is 4 MiB', () => {
+  assert.equal(COLLECT_EVERY_BYTES, 4 * 1024 * 1024);
   const gc = obtainMinorGc();
   assert.equal(typeof gc, 'function');
   gc?.();
