@@ -3,13 +3,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect, createServer as createTcpServer, type Socket } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TLSSocket } from 'node:tls';
 import { loadLlhttp } from '../../src/upstream/http1/llhttp.js';
 import { Http1Pool, type Http1PoolOptions } from '../../src/upstream/http1/pool.js';
 import type { UpstreamHandler, UpstreamRequest } from '../../src/upstream/upstream-client.js';
+import { createTestPki } from '../helpers/certs.js';
 import { startRawResponder, splitRequests } from '../helpers/raw-http.js';
 import { freePort, startRawBackend, type RawBackend } from '../helpers/servers.js';
 
@@ -1115,4 +1118,28 @@ test('stats count connections, idle ones and requests in flight', async (t) => {
   await d.done;
   assert.equal(d.reusedSocket, true);
   assert.equal(backend.received.length, 3);
+});
+
+test('https: a new connection resumes the TLS session of an earlier one', async (t) => {
+  const pki = await createTestPki();
+  t.after(() => pki.cleanup());
+  const leaf = await pki.leaf('backend', ['127.0.0.1']);
+  const resumed: boolean[] = [];
+  const server = createHttpsServer({ cert: leaf.cert, key: leaf.key }, (_req, res) => {
+    // A new connection per request, so that every request but the first can resume.
+    res.writeHead(200, { connection: 'close', 'content-length': '2' });
+    res.end('ok');
+  });
+  server.on('secureConnection', (socket: TLSSocket) => resumed.push(socket.isSessionReused()));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const pool = makePool(`https://127.0.0.1:${port}`, {
+    tls: { ca: [pki.ca.cert], rejectUnauthorized: true },
+  });
+  t.after(() => pool.destroy());
+  for (let i = 0; i < 3; i++) assertOk(await run(pool));
+  assert.equal(resumed.length, 3, 'three connections');
+  assert.deepEqual(resumed, [false, true, true]);
 });

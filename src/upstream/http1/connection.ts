@@ -42,6 +42,8 @@ export interface ConnectionOwner {
   /** Host header value for requests that have none. */
   readonly authority: string;
   readonly tls: TlsConnectOptions | undefined;
+  /** The newest TLS session a connection got, offered for resumption by the next one. */
+  tlsSession: Buffer | undefined;
   readonly connectTimeoutMs: number;
   readonly parserClass: LlhttpParserClass;
   /** The response is complete and the connection may carry another request. */
@@ -122,8 +124,13 @@ export class Http1Connection {
               ? { servername: owner.host }
               : {}),
             ALPNProtocols: ['http/1.1'],
+            ...(owner.tlsSession === undefined ? {} : { session: owner.tlsSession }),
           });
-    if (tls !== undefined) this.socket.setNoDelay(true);
+    if (tls !== undefined) {
+      this.socket.setNoDelay(true);
+      // Offered by the pool's next connection: a resumed handshake, no certificate exchange.
+      this.socket.on('session', (session: Buffer) => (owner.tlsSession = session));
+    }
     this.socket.setKeepAlive(true, 60_000);
     const parser = new owner.parserClass();
     parser.initialize(owner.parserClass.RESPONSE, {}, 0, owner.parserClass.kLenientNone);

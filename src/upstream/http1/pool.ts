@@ -8,7 +8,8 @@
  * `Keep-Alive: timeout=N`, whichever is shorter, so that anubis stops using a connection
  * before the backend closes it. Idle connections past it are closed by a sweep every second.
  * A request that still meets a connection the backend just closed fails as a reset on a
- * reused socket, which the proxy retries (src/proxy/retry.ts).
+ * reused socket, which the proxy retries (src/proxy/retry.ts). Towards https:// backends a
+ * new connection offers the pool's newest TLS session for resumption (as undici does).
  */
 import { performance } from 'node:perf_hooks';
 import { UpstreamResetError } from '../../errors.js';
@@ -40,6 +41,7 @@ export class Http1Pool implements UpstreamClient, ConnectionOwner {
   readonly port: number;
   readonly authority: string;
   readonly tls: TlsConnectOptions | undefined;
+  tlsSession: Buffer | undefined = undefined;
   readonly connectTimeoutMs: number;
   readonly parserClass: LlhttpParserClass;
   private readonly keepAliveTimeoutMs: number;
