@@ -250,7 +250,7 @@ export function buildResponseHeaders(rawHeaders: readonly (Buffer | string)[]): 
 }
 
 /** A header name or value as a string: undici gives Buffers, anubis's own client strings. */
-function latin1(value: Buffer | string): string {
+export function latin1(value: Buffer | string): string {
   return typeof value === 'string' ? value : value.toString('latin1');
 }
 

@@ -7,6 +7,7 @@
  * re-framed towards the backend, which gets the body alone.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { latin1 } from './headers.js';
 
 /** RFC 9110 §6.5.1: fields a sender must not put in trailers (or a recipient must not merge). */
 const FORBIDDEN = new Set([
@@ -51,11 +52,6 @@ export function acceptsTrailers(req: IncomingMessage): boolean {
     if (part.split(';', 1)[0]?.trim().toLowerCase() === 'trailers') return true;
   }
   return false;
-}
-
-// undici hands the raw trailer buffers (its types say strings), anubis's client strings.
-function latin1(value: Buffer | string): string {
-  return typeof value === 'string' ? value : value.toString('latin1');
 }
 
 /** Adds the backend's trailers (a raw [name, value, …] list) to the response. */

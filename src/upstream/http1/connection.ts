@@ -20,7 +20,7 @@
  * handler holds the body paused). One Timeout object is re-armed with refresh() while the
  * duration stays the same, which is the common case.
  */
-import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import type { Readable } from 'node:stream';
 import {
@@ -120,7 +120,8 @@ export class Http1Connection {
             host: owner.host,
             port: owner.port,
             ...tls,
-            ...(tls.servername === undefined && !isIpLiteral(owner.host)
+            // SNI carries host names only (RFC 6066 §3).
+            ...(tls.servername === undefined && isIP(owner.host) === 0
               ? { servername: owner.host }
               : {}),
             ALPNProtocols: ['http/1.1'],
@@ -619,8 +620,4 @@ function announcedKeepAlive(headers: readonly string[] | undefined): number {
     if (match !== null) return Number(match[1]) * 1000;
   }
   return -1;
-}
-
-function isIpLiteral(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
 }
