@@ -71,19 +71,22 @@ const METHODS = ['initialize', 'execute', 'finish', 'consume', 'unconsume', 'rem
 /** The parser class, or undefined when this Node's internals do not have the expected shape. */
 export function loadLlhttp(): LlhttpParserClass | undefined {
   try {
-    const common = createRequire(import.meta.url)('node:_http_common') as {
-      HTTPParser?: LlhttpParserClass;
-    };
-    const parser = common.HTTPParser;
-    if (typeof parser !== 'function') return undefined;
-    if (typeof parser.RESPONSE !== 'number' || typeof parser.kLenientNone !== 'number') {
-      return undefined;
-    }
-    if (SLOTS.some((slot) => typeof parser[slot] !== 'number')) return undefined;
-    const proto = parser.prototype as unknown as Record<string, unknown>;
-    if (METHODS.some((method) => typeof proto[method] !== 'function')) return undefined;
-    return parser;
+    return checkedParserClass(createRequire(import.meta.url)('node:_http_common'));
   } catch {
     return undefined;
   }
+}
+
+/** `HTTPParser` of a `_http_common`-like module if it has every member anubis uses. */
+export function checkedParserClass(common: unknown): LlhttpParserClass | undefined {
+  const parser = (common as { HTTPParser?: unknown } | null)?.HTTPParser as
+    LlhttpParserClass | undefined;
+  if (typeof parser !== 'function') return undefined;
+  if (typeof parser.RESPONSE !== 'number' || typeof parser.kLenientNone !== 'number') {
+    return undefined;
+  }
+  if (SLOTS.some((slot) => typeof parser[slot] !== 'number')) return undefined;
+  const proto = parser.prototype as unknown as Record<string, unknown> | undefined;
+  if (METHODS.some((method) => typeof proto?.[method] !== 'function')) return undefined;
+  return parser;
 }
