@@ -28,51 +28,17 @@ import { createRequire } from 'node:module';
 import { connect, createServer, type Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import { Http1Pool } from '../../src/upstream/http1/pool.js';
-import { loadLlhttp } from '../../src/upstream/http1/llhttp.js';
+import {
+  loadLlhttp,
+  type LlhttpParserClass,
+  type OnHeadersComplete,
+  type StreamHandle,
+} from '../../src/upstream/http1/llhttp.js';
 import type { UpstreamHandler } from '../../src/upstream/upstream-client.js';
 
-// ---- Node's llhttp binding (an internal module: typed here by hand) ----------------------
+// ---- Node's llhttp binding (typed in src/upstream/http1/llhttp.ts; REQUEST added here) -----
 
-interface NativeParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): number | Error | undefined;
-  consume(handle: object): void;
-  unconsume(): void;
-  remove(): void;
-  close(): void;
-  [slot: number]: unknown;
-}
-
-interface HTTPParserClass {
-  new (): NativeParser;
-  readonly REQUEST: number;
-  readonly RESPONSE: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-  readonly kOnExecute: number;
-  readonly kLenientNone: number;
-}
-
-interface StreamHandle {
-  readonly isStreamBase?: boolean;
-  readStart(): number;
-  readStop(): number;
-}
-
-type OnHeadersComplete = (
-  versionMajor: number,
-  versionMinor: number,
-  headers: string[] | undefined,
-  method: number | undefined,
-  url: string | undefined,
-  statusCode: number | undefined,
-  statusMessage: string | undefined,
-  upgrade: boolean,
-  shouldKeepAlive: boolean,
-) => number;
+type HTTPParserClass = LlhttpParserClass & { readonly REQUEST: number };
 
 const { HTTPParser, methods } = createRequire(import.meta.url)('node:_http_common') as {
   HTTPParser: HTTPParserClass;
@@ -162,37 +128,11 @@ function requestHasBody(flat: readonly string[]): boolean {
 
 // ---- (a) node:http server + undici Pool --------------------------------------------------
 
-class HttpExchange implements Dispatcher.DispatchHandler {
-  private resume: (() => void) | undefined;
-  constructor(private readonly res: ServerResponse) {}
-  onConnect(): void {}
-  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
-    if (status < 200) return true;
-    this.resume = resume;
-    const flat = raw.map((b) => b.toString('latin1'));
-    count(status);
-    this.res.writeHead(status, statusText, forwardResponseHeaders(flat).headers);
-    return true;
-  }
-  onData(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
-    this.res.once('drain', this.resume as () => void);
-    return false;
-  }
-  onComplete(): void {
-    this.res.end();
-  }
-  onError(): void {
-    if (this.res.headersSent) this.res.destroy();
-    else {
-      count(502);
-      this.res.writeHead(502, { 'content-length': '0' }).end();
-    }
-  }
-}
-
-/** The same exchange for anubis's own client (string headers, reusedSocket set by the pool). */
-class AnubisClientExchange implements UpstreamHandler {
+/**
+ * One client request: the handler of undici's Pool (header Buffers) and of anubis's own client
+ * (header strings; it sets reusedSocket), which share the dispatch-handler protocol.
+ */
+class HttpExchange implements UpstreamHandler {
   reusedSocket = false;
   private resume: (() => void) | undefined;
   constructor(private readonly res: ServerResponse) {}
@@ -203,9 +143,11 @@ class AnubisClientExchange implements UpstreamHandler {
     resume: () => void,
     statusText: string,
   ): boolean {
+    if (status < 200) return true;
     this.resume = resume;
+    const flat = raw.map((h) => (typeof h === 'string' ? h : h.toString('latin1')));
     count(status);
-    this.res.writeHead(status, statusText, forwardResponseHeaders(raw as string[]).headers);
+    this.res.writeHead(status, statusText, forwardResponseHeaders(flat).headers);
     return true;
   }
   onData(chunk: Buffer): boolean {
@@ -250,7 +192,7 @@ function nodeHttpAnubisClient(port: number, backend: string): void {
         headersTimeout: 0,
         bodyTimeout: 0,
       },
-      new AnubisClientExchange(res),
+      new HttpExchange(res),
     );
   });
   server.listen(port, '127.0.0.1');
@@ -535,9 +477,9 @@ class LlhttpBackendConnection {
       _upgrade,
       keepAlive,
     ) => {
-      if ((status as number) < 200) return 0;
+      if (status < 200) return 0;
       this.reusable = keepAlive;
-      this.reply?.head(status as number, message ?? '', headers ?? []);
+      this.reply?.head(status, message ?? '', headers ?? []);
       return 0;
     };
     parser[HTTPParser.kOnHeadersComplete] = onHeadersComplete;

@@ -237,13 +237,7 @@ export class Http1Connection {
     this.bodyWritten += data.length;
     if (this.bodyLength >= 0) {
       if (this.bodyWritten > this.bodyLength) {
-        this.fail(
-          new UpstreamProtocolError(
-            this.owner.id,
-            bodyLengthError(this.bodyWritten, this.bodyLength),
-          ),
-          true,
-        );
+        this.failBodyLength();
         return;
       }
       if (!this.socket.write(data)) this.body?.pause();
@@ -260,6 +254,15 @@ export class Http1Connection {
     if (this.timerKind === TimerKind.Headers) this.timer?.refresh();
   };
 
+  /** The body does not match its Content-Length: the backend would read it wrongly. */
+  private failBodyLength(): void {
+    const cause = new Error(
+      `request body of ${this.bodyWritten} bytes does not match its ` +
+        `Content-Length ${this.bodyLength}`,
+    );
+    this.fail(new UpstreamProtocolError(this.owner.id, cause), true);
+  }
+
   private uncorkHead(): void {
     this.headCorked = false;
     this.socket.uncork();
@@ -267,13 +270,7 @@ export class Http1Connection {
 
   private readonly onBodyEnd = (): void => {
     if (this.bodyLength >= 0 && this.bodyWritten !== this.bodyLength) {
-      this.fail(
-        new UpstreamProtocolError(
-          this.owner.id,
-          bodyLengthError(this.bodyWritten, this.bodyLength),
-        ),
-        true,
-      );
+      this.failBodyLength();
       return;
     }
     if (this.bodyLength < 0) this.socket.write(LAST_CHUNK, 'latin1');
@@ -602,12 +599,6 @@ function noop(): void {}
 
 function closeParser(parser: LlhttpParser): void {
   parser.close();
-}
-
-function bodyLengthError(written: number, announced: number): Error {
-  return new Error(
-    `request body of ${written} bytes does not match its Content-Length ${announced}`,
-  );
 }
 
 /** `Keep-Alive: timeout=N` of a response, in ms (-1 when absent). */
