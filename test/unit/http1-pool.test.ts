@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import { loadLlhttp } from '../../src/upstream/http1/llhttp.js';
@@ -26,6 +26,14 @@ function makePool(url: string, options: Partial<Http1PoolOptions> = {}): Http1Po
     keepAliveTimeoutMs: 4_000,
     parserClass,
     ...options,
+  });
+}
+
+/** Destroys the pool, then closes the backend, when the test ends. */
+function closeAfter(t: TestContext, pool: Http1Pool, backend: { close(): Promise<unknown> }): void {
+  t.after(async () => {
+    await pool.destroy();
+    await backend.close();
   });
 }
 
@@ -187,6 +195,19 @@ interface Scripted extends RawBackend {
  * A raw backend that calls `answer(request, socket, nth)` once per complete request (nth
  * counts requests on that connection) and lets it write whatever it wants.
  */
+/** A request, then another once the first connection is gone: the second is not on a reused one. */
+async function assertNotReused(
+  pool: Http1Pool,
+  backend: { readonly received: readonly unknown[] },
+): Promise<void> {
+  assertOk(await run(pool));
+  await until(() => pool.stats.connected === 0);
+  const second = await run(pool);
+  assertOk(second);
+  assert.equal(second.reusedSocket, false);
+  assert.equal(backend.received.length, 2);
+}
+
 async function startScripted(
   answer: (request: string, socket: Socket, nth: number) => void,
 ): Promise<Scripted> {
@@ -224,10 +245,7 @@ function writeParts(socket: Socket, parts: readonly string[], gapMs = 15): void 
 test('two requests in a row share one keep-alive connection; the second is reusedSocket', async (t) => {
   const backend = await startRawResponder(() => OK);
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const first = await run(pool);
   assertOk(first);
   assert.equal(first.body, 'ok');
@@ -261,10 +279,7 @@ test('Content-Length, chunked and close-delimited response bodies arrive whole',
     }
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const cl = await run(pool, { path: '/cl' });
   assertOk(cl);
   assert.equal(cl.body, body);
@@ -296,10 +311,7 @@ test('response trailers reach onComplete, in order, also past 32 fields', async 
     );
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const few = await run(pool);
   assertOk(few);
   assert.equal(few.body, 'body');
@@ -327,10 +339,7 @@ test('a HEAD response with Content-Length (or chunked) has no body, and the conn
     }
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const head = await run(pool, { method: 'HEAD' });
   assertOk(head);
   assert.equal(head.header('content-length'), '1000');
@@ -353,10 +362,7 @@ test('204 and 304 have no body (even with a Content-Length) and keep the connect
     } else socket.write(OK);
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const noContent = await run(pool, { path: '/204' });
   assertOk(noContent, 204);
   assert.equal(noContent.statusText, 'No Content');
@@ -381,10 +387,7 @@ test('100 Continue and 103 Early Hints are not relayed; the final response is', 
     ]);
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const answer = await run(pool);
   assertOk(answer);
   assert.deepEqual(answer.events, ['connect', 'headers', 'data', 'complete']);
@@ -413,10 +416,7 @@ test('many header fields and a head split over many TCP writes arrive complete a
     }
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const expected = [...fields.flat(), 'content-length', '4'];
   const whole = await run(pool);
   assertOk(whole);
@@ -435,25 +435,14 @@ test('a Connection: close response is not reused, even if the backend keeps the 
     () => 'HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok',
   );
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
-  assertOk(await run(pool));
-  await until(() => pool.stats.connected === 0);
-  const second = await run(pool);
-  assertOk(second);
-  assert.equal(second.reusedSocket, false);
-  assert.equal(backend.received.length, 2);
+  closeAfter(t, pool, backend);
+  await assertNotReused(pool, backend);
 });
 
 test('an HTTP/1.0 response without keep-alive is not reused', async (t) => {
   const backend = await startRawResponder(() => 'HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok');
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   assertOk(await run(pool));
   const second = await run(pool);
   assertOk(second);
@@ -468,10 +457,7 @@ test('Keep-Alive: timeout=N is honoured with a one-second margin; the pool timeo
     socket.write(`HTTP/1.1 200 OK\r\n${extra}content-length: 2\r\n\r\nok`);
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   // timeout=1: 1 s minus the 1 s margin: never reused.
   assertOk(await run(pool, { headers: ['host', 'b', 'x-ka', '1'] }));
   const afterOne = await run(pool, { headers: ['host', 'b', 'x-ka', '30'] });
@@ -504,10 +490,7 @@ test('Keep-Alive: timeout=0 means the backend will not keep the connection: it i
     () => 'HTTP/1.1 200 OK\r\nkeep-alive: timeout=0\r\ncontent-length: 2\r\n\r\nok',
   );
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   assertOk(await run(pool));
   const second = await run(pool);
   assertOk(second);
@@ -521,16 +504,8 @@ test('a connection the backend closed while idle is dropped; the next request op
     setTimeout(() => socket.end(), 20);
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
-  assertOk(await run(pool));
-  await until(() => pool.stats.connected === 0);
-  const second = await run(pool);
-  assertOk(second);
-  assert.equal(second.reusedSocket, false);
-  assert.equal(backend.received.length, 2);
+  closeAfter(t, pool, backend);
+  await assertNotReused(pool, backend);
 });
 
 test('a backend that closes right after the response: the next request gets a new connection or a reset on a reused socket', async (t) => {
@@ -540,10 +515,7 @@ test('a backend that closes right after the response: the next request gets a ne
     socket.end(OK);
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const outcomes: string[] = [];
   for (let i = 0; i < 5; i++) {
     const first = new Recorder();
@@ -582,10 +554,7 @@ test('headers timeout and body (idle) timeout fail with their codes and close th
     // /headers: never answered
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const started = performance.now();
   const headers = await run(pool, { path: '/headers', headersTimeout: 200 });
   assertFailed(headers, ['ANUBIS_UPSTREAM_HEADERS_TIMEOUT']);
@@ -603,10 +572,7 @@ test('the body timeout does not run while the handler holds the body paused (as 
     () => `HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\n${'y'.repeat(200_000)}`,
   );
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const handler = new Recorder();
   let paused = false;
   handler.dataResult = () => {
@@ -730,10 +696,7 @@ test('a backend closing mid-body fails the request (Content-Length and chunked)'
     }
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   for (const path of ['/cl', '/chunked', '/head']) {
     const handler = await run(pool, { path });
     assertFailed(handler, ['ANUBIS_UPSTREAM_RESET', 'ANUBIS_UPSTREAM_PROTOCOL', 'ECONNRESET']);
@@ -771,10 +734,7 @@ for (const [name, extra] of [
 test('request bodies: Content-Length kept, chunked without it; POST without a body gets content-length: 0', async (t) => {
   const backend = await startRawResponder(() => OK);
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   assertOk(
     await run(pool, {
       method: 'PUT',
@@ -856,10 +816,7 @@ test('a large request body is streamed whole with back-pressure', async (t) => {
 test('a request body not matching its Content-Length fails the request', async (t) => {
   const backend = await startRawBackend(() => {});
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const short = await run(pool, {
     method: 'POST',
     headers: ['host', 'b', 'content-length', '10'],
@@ -878,10 +835,7 @@ test('a request body not matching its Content-Length fails the request', async (
 test('a header value or name with CR/LF, or a bad target, is refused and nothing is written', async (t) => {
   const backend = await startRawResponder(() => OK);
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const cases: Partial<UpstreamRequest>[] = [
     { headers: ['host', 'b', 'x-bad', 'a\r\nx-injected: 1'] },
     { headers: ['host', 'b', 'x-bad', 'a\nb'] },
@@ -944,10 +898,7 @@ test('back-pressure: onData returning false stops reading until resume()', async
     pump();
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const handler = new Recorder();
   let holding = true;
   let atPause = 0;
@@ -973,10 +924,7 @@ test('back-pressure: onData returning false stops reading until resume()', async
 test('onHeaders returning false holds the body until resume() (as undici)', async (t) => {
   const backend = await startRawResponder(() => OK);
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const handler = new Recorder();
   handler.headersResult = false;
   pool.dispatch(requestOf(), handler);
@@ -996,10 +944,7 @@ test('onData returning false: no further onData until resume() (as undici)', asy
     () => `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${chunks}0\r\n\r\n`,
   );
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const handler = new Recorder();
   let calls = 0;
   let callsWhilePaused = 0;
@@ -1029,10 +974,7 @@ test('abort() mid-response fails the request and closes that connection', async 
     socket.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nfirst');
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   const reason = new Error('client went away');
   const handler = await run(pool, {}, (h) => {
     h.dataResult = () => {
@@ -1058,10 +1000,7 @@ test('close() lets an in-flight request finish, then closes; later dispatches fa
     setTimeout(() => socket.write(OK), 200);
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   // One idle connection and one busy.
   assertOk(await run(pool));
   const busyPool = makePool(backend.url);
@@ -1101,10 +1040,7 @@ test('stats count connections, idle ones and requests in flight', async (t) => {
     setTimeout(() => socket.write(OK), 150);
   });
   const pool = makePool(backend.url);
-  t.after(async () => {
-    await pool.destroy();
-    await backend.close();
-  });
+  closeAfter(t, pool, backend);
   assert.deepEqual(pool.stats, { connected: 0, free: 0, running: 0, pending: 0 });
   const a = dispatch(pool);
   const b = dispatch(pool);
