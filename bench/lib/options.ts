@@ -37,7 +37,7 @@ export const BENCH_HELP = `npm run bench -- [options]
   --cases LIST            throughput case ids (small-ka-50, small-paced-50, small-ka-256, no-keepalive, post-64k, get-1m)
   --duration S            seconds per throughput run (quick 1, full 5)
   --repeats N             interleaved repetitions per configuration (quick 2, full 3)
-  --warmup S              warm-up seconds per peer (quick 1, full 2)
+  --warmup S              warm-up seconds per Node peer before each case (quick 1, full 2)
   --balancing-duration S  seconds per balancing run (quick 1, full 10)
   --balancing-repeats N   (quick 1, full 3)
   --idle-connections N    idle keep-alive connections to hold (default 10000)

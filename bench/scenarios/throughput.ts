@@ -156,9 +156,12 @@ export async function measureCases(
       ...(testCase.close === true ? { close: true } : {}),
       ...(testCase.paceMs !== undefined ? { paceMs: testCase.paceMs } : {}),
     });
-    // One warm-up per target before the first case (JIT, connection pools), not measured.
-    // nginx, HAProxy and the backend are C: only the Node processes need a JIT warm-up.
-    if (options.warmupS > 0 && cases.length === 0) {
+    // A warm-up per target before each case, with that case's requests (JIT of its code
+    // paths: bodies, streaming; connection pools), not measured. Warming up with small GETs
+    // only left the first POST and 1 MiB runs with the compiler still at work (p99 64–70 ms
+    // against 20–23 ms in the runs after, docs/performance.md). nginx, HAProxy and the
+    // backend are C: only the Node processes need a JIT warm-up.
+    if (options.warmupS > 0) {
       for (const target of targets.filter((t) => !/^(direct|nginx|haproxy)/.test(t.name))) {
         await runLoad(spec(target.url, options.warmupS), ctx.loadCpus, options.autocannonScript);
       }
