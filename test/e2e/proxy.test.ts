@@ -213,9 +213,9 @@ test('a 256 MiB upload and download stream through with bounded memory', async (
     await lb.close();
     await backend.close();
   });
-  // Dead 64 KiB read buffers are collected by the proxy itself (a minor GC every 4 MiB of
-  // body relayed, src/proxy/body-memory.ts), which also frees this process's client and
-  // backend buffers: no collection is forced here.
+  // Dead 64 KiB read buffers are collected by the proxy itself (a minor GC when external
+  // memory grew by 2 MiB, checked every 2 MiB of body relayed, src/proxy/body-memory.ts),
+  // which also frees this process's client and backend buffers: no collection is forced here.
   const before = process.memoryUsage().rss;
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
