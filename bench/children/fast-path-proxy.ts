@@ -23,7 +23,11 @@
  * On SIGTERM it prints `FAST_PATH_COUNTS {"ok":N,"other":M}` (responses it started with a
  * 2xx status, and others) and exits, so the harness can check every response was counted.
  */
-import { createServer as createHttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { createRequire } from 'node:module';
 import { connect, createServer, type Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
@@ -167,6 +171,23 @@ class HttpExchange implements UpstreamHandler {
   }
 }
 
+/** A node:http server that hands each bodiless request (headers rewritten) to `forward`. */
+function serveNodeHttp(
+  port: number,
+  forward: (req: IncomingMessage, headers: string[], exchange: HttpExchange) => void,
+): void {
+  const server = createHttpServer({ keepAliveTimeout: 60_000, noDelay: true }, (req, res) => {
+    if (requestHasBody(req.rawHeaders)) {
+      count(501);
+      res.writeHead(501, { connection: 'close', 'content-length': '0' }).end();
+      return;
+    }
+    const headers = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '');
+    forward(req, headers, new HttpExchange(res));
+  });
+  server.listen(port, '127.0.0.1');
+}
+
 function nodeHttpAnubisClient(port: number, backend: string): void {
   const parserClass = loadLlhttp();
   if (parserClass === undefined) throw new Error("Node's llhttp binding is not reachable");
@@ -176,13 +197,7 @@ function nodeHttpAnubisClient(port: number, backend: string): void {
     keepAliveTimeoutMs: 60_000,
     parserClass,
   });
-  const server = createHttpServer({ keepAliveTimeout: 60_000, noDelay: true }, (req, res) => {
-    if (requestHasBody(req.rawHeaders)) {
-      count(501);
-      res.writeHead(501, { connection: 'close', 'content-length': '0' }).end();
-      return;
-    }
-    const headers = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '');
+  serveNodeHttp(port, (req, headers, exchange) =>
     pool.dispatch(
       {
         path: req.url ?? '/',
@@ -192,27 +207,19 @@ function nodeHttpAnubisClient(port: number, backend: string): void {
         headersTimeout: 0,
         bodyTimeout: 0,
       },
-      new HttpExchange(res),
-    );
-  });
-  server.listen(port, '127.0.0.1');
+      exchange,
+    ),
+  );
 }
 
 function nodeHttpUndici(port: number, backend: string): void {
   const pool = backendPool(backend);
-  const server = createHttpServer({ keepAliveTimeout: 60_000, noDelay: true }, (req, res) => {
-    if (requestHasBody(req.rawHeaders)) {
-      count(501);
-      res.writeHead(501, { connection: 'close', 'content-length': '0' }).end();
-      return;
-    }
-    const headers = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '');
+  serveNodeHttp(port, (req, headers, exchange) =>
     pool.dispatch(
       { path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers },
-      new HttpExchange(res),
-    );
-  });
-  server.listen(port, '127.0.0.1');
+      exchange,
+    ),
+  );
 }
 
 // ---- (b), (c) server side: llhttp over net.Server ----------------------------------------
