@@ -111,12 +111,20 @@ export class WorkerChannel {
       timer.unref();
       this.pending.set(id, { resolve, reject, timer });
       const message: RequestMessage = { anubis: 'request', id, op, payload };
-      try {
-        this.worker.send(message);
-      } catch (error) {
+      const failed = (error: Error): void => {
+        if (!this.pending.delete(id)) return;
         clearTimeout(timer);
-        this.pending.delete(id);
-        reject(error instanceof Error ? error : new Error(String(error)));
+        reject(error);
+      };
+      // A worker that just died has a closed channel: without a callback, send() reports
+      // that as an 'error' event on the worker, which nobody handles (an uncaught exception
+      // in the primary). With one, the request fails and the sampler or admin call moves on.
+      try {
+        this.worker.send(message, (error: Error | null) => {
+          if (error !== null) failed(error);
+        });
+      } catch (error) {
+        failed(error instanceof Error ? error : new Error(String(error)));
       }
     });
   }

@@ -223,7 +223,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       if (!isAnubisMessage(message)) return;
       switch (message.anubis) {
         case 'hello':
-          worker.send(control.initMessage());
+          // A callback, so that a worker gone meanwhile is not an 'error' event (cluster-ipc.ts).
+          worker.send(control.initMessage(), () => {});
           break;
         case 'ready':
           control.channels.set(slot, channel);
