@@ -6,12 +6,12 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAnubis, type RunningAnubis } from '../helpers/anubis.js';
 import { createTestPki } from '../helpers/certs.js';
-import { splitRequests } from '../helpers/raw-http.js';
+import { startScriptedBackend } from '../helpers/raw-http.js';
 import { startBackend, startRawBackend, streamBytes } from '../helpers/servers.js';
 import { Agent, request as undiciRequest } from 'undici';
 
@@ -253,41 +253,9 @@ test('trailers reach a client that sent TE: trailers', async (t) => {
   assert.equal(seen.trailers['x-count'], '2');
 });
 
-/** A raw TCP backend: `answer` gets each complete request and the socket. */
-async function startRaw(
-  answer: (request: string, socket: Socket, nth: number) => void,
-): Promise<{ url: string; connections: () => number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server = createTcpServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    let data = Buffer.alloc(0);
-    let done = 0;
-    socket.on('data', (chunk: Buffer) => {
-      data = Buffer.concat([data, chunk]);
-      const requests = splitRequests(data);
-      for (; done < requests.length; done++) answer(requests[done] as string, socket, done);
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    connections: () => connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 test('a close-delimited backend response (no Content-Length, no chunking) arrives whole', async (t) => {
   const body = 'close-delimited '.repeat(10_000);
-  const backend = await startRaw((_request, socket) => {
+  const backend = await startScriptedBackend((_request, socket) => {
     socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-framing: none\r\n\r\n');
     socket.end(body);
   });
@@ -303,9 +271,9 @@ test('a close-delimited backend response (no Content-Length, no chunking) arrive
 test('a backend closing each keep-alive connection after its response: no client-visible error', async (t) => {
   const ok = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok';
   // FIN right behind the response (no Connection: close): the idle connection is stale.
-  const closing = await startRaw((_request, socket) => socket.end(ok));
+  const closing = await startScriptedBackend((_request, socket) => socket.end(ok));
   // Worse: the backend keeps the connection open but drops it when a second request comes.
-  const dropping = await startRaw((_request, socket, nth) => {
+  const dropping = await startScriptedBackend((_request, socket, nth) => {
     if (nth === 0) socket.write(ok);
     else socket.destroy();
   });
@@ -332,7 +300,7 @@ test('a backend closing each keep-alive connection after its response: no client
 
 test('header bytes beyond ASCII, an unusual reason phrase, Expect: 100-continue, head size limits', async (t) => {
   const big = 'v'.repeat(20_000);
-  const backend = await startRaw((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     const target = request.split(' ', 2)[1];
     if (target === '/bytes') {
       socket.write(
@@ -494,7 +462,7 @@ test('a chunked response of many small chunks to a slow client: no listener leak
   t.after(() => process.off('warning', onWarning));
   // 16 MiB in 64-byte chunks, written in large blocks.
   const block = Buffer.from(`40\r\n${'z'.repeat(64)}\r\n`.repeat(1024), 'latin1');
-  const backend = await startRaw((_request, socket) => {
+  const backend = await startScriptedBackend((_request, socket) => {
     socket.write(
       'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n',
     );

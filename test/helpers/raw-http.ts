@@ -103,33 +103,51 @@ export function splitRequests(data: Buffer): string[] {
   }
 }
 
+/** A raw backend scripted per request (startScriptedBackend). */
+export interface ScriptedBackend extends RawBackend {
+  /** Server-side sockets, one per accepted connection, in order. */
+  readonly sockets: Socket[];
+  /** Every complete request received, in order (latin1). */
+  requests(): string[];
+}
+
+/**
+ * A raw TCP backend that calls `answer(request, socket, nth)` once per complete request, in
+ * order (`nth` counts requests on that connection), and lets it write whatever it wants; it
+ * records the exact bytes of each connection (`received`).
+ */
+export async function startScriptedBackend(
+  answer: (request: string, socket: Socket, nth: number) => void,
+): Promise<ScriptedBackend> {
+  const answered = new WeakMap<Socket, number>();
+  const sockets: Socket[] = [];
+  const backend = await startRawBackend((data, socket) => {
+    if (!sockets.includes(socket)) sockets.push(socket);
+    const requests = splitRequests(data);
+    let done = answered.get(socket) ?? 0;
+    for (; done < requests.length && !socket.destroyed; done++) {
+      answered.set(socket, done + 1);
+      answer(requests[done] as string, socket, done);
+    }
+  });
+  return Object.assign(backend, {
+    sockets,
+    requests: () => backend.received.flatMap((chunks) => splitRequests(Buffer.concat(chunks))),
+  });
+}
+
 /**
  * A raw TCP backend that answers each complete request once, in order, with the bytes
- * `answer(request)` returns (latin1), or closes the connection when it returns null; it
- * records the exact bytes of each connection (`received`), split into requests by
- * `requests()`.
+ * `answer(request)` returns (latin1), or closes the connection when it returns null.
  */
 export function startRawResponder(
   answer: (request: string) => string | null,
-): Promise<RawBackend & { requests(): string[] }> {
-  const answered = new WeakMap<object, number>();
-  return startRawBackend((data, socket) => {
-    const requests = splitRequests(data);
-    let done = answered.get(socket) ?? 0;
-    for (; done < requests.length; done++) {
-      const bytes = answer(requests[done] as string);
-      if (bytes === null) {
-        socket.destroy();
-        break;
-      }
-      socket.write(Buffer.from(bytes, 'latin1'));
-    }
-    answered.set(socket, done);
-  }).then((backend) =>
-    Object.assign(backend, {
-      requests: () => backend.received.flatMap((chunks) => splitRequests(Buffer.concat(chunks))),
-    }),
-  );
+): Promise<ScriptedBackend> {
+  return startScriptedBackend((request, socket) => {
+    const bytes = answer(request);
+    if (bytes === null) socket.destroy();
+    else socket.write(Buffer.from(bytes, 'latin1'));
+  });
 }
 
 /** The request target of a raw request (`GET /a HTTP/1.1` → `/a`). */

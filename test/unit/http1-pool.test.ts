@@ -13,8 +13,8 @@ import { loadLlhttp } from '../../src/upstream/http1/llhttp.js';
 import { Http1Pool, type Http1PoolOptions } from '../../src/upstream/http1/pool.js';
 import type { UpstreamHandler, UpstreamRequest } from '../../src/upstream/upstream-client.js';
 import { createTestPki } from '../helpers/certs.js';
-import { startRawResponder, splitRequests } from '../helpers/raw-http.js';
-import { freePort, startRawBackend, type RawBackend } from '../helpers/servers.js';
+import { startRawResponder, startScriptedBackend } from '../helpers/raw-http.js';
+import { freePort, startRawBackend } from '../helpers/servers.js';
 
 const parserClass = loadLlhttp();
 
@@ -185,16 +185,6 @@ async function until(check: () => boolean, ms = 5_000): Promise<void> {
   }
 }
 
-interface Scripted extends RawBackend {
-  /** Server-side sockets, one per accepted connection, in order. */
-  readonly sockets: Socket[];
-  requests(): string[];
-}
-
-/**
- * A raw backend that calls `answer(request, socket, nth)` once per complete request (nth
- * counts requests on that connection) and lets it write whatever it wants.
- */
 /** A request, then another once the first connection is gone: the second is not on a reused one. */
 async function assertNotReused(
   pool: Http1Pool,
@@ -206,26 +196,6 @@ async function assertNotReused(
   assertOk(second);
   assert.equal(second.reusedSocket, false);
   assert.equal(backend.received.length, 2);
-}
-
-async function startScripted(
-  answer: (request: string, socket: Socket, nth: number) => void,
-): Promise<Scripted> {
-  const answered = new WeakMap<Socket, number>();
-  const sockets: Socket[] = [];
-  const backend = await startRawBackend((data, socket) => {
-    if (!sockets.includes(socket)) sockets.push(socket);
-    const requests = splitRequests(data);
-    let done = answered.get(socket) ?? 0;
-    for (; done < requests.length; done++) {
-      answered.set(socket, done + 1);
-      answer(requests[done] as string, socket, done);
-    }
-  });
-  return Object.assign(backend, {
-    sockets,
-    requests: () => backend.received.flatMap((chunks) => splitRequests(Buffer.concat(chunks))),
-  });
 }
 
 const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
@@ -268,7 +238,7 @@ test('Content-Length, chunked and close-delimited response bodies arrive whole',
     'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n' +
     '5\r\nhello\r\n6\r\n world\r\n' +
     `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
-  const backend = await startScripted((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     const target = request.split(' ', 2)[1];
     if (target === '/cl') {
       socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
@@ -303,7 +273,7 @@ test('Content-Length, chunked and close-delimited response bodies arrive whole',
 
 test('response trailers reach onComplete, in order, also past 32 fields', async (t) => {
   const many = Array.from({ length: 40 }, (_, i) => `x-t${i}: v${i}\r\n`).join('');
-  const backend = await startScripted((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     const trailers = request.startsWith('GET /many ') ? many : 'x-checksum: abc\r\nx-two: 2\r\n';
     socket.write(
       'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n' +
@@ -329,7 +299,7 @@ test('response trailers reach onComplete, in order, also past 32 fields', async 
 });
 
 test('a HEAD response with Content-Length (or chunked) has no body, and the connection is reused', async (t) => {
-  const backend = await startScripted((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     if (request.startsWith('HEAD /chunked ')) {
       socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
     } else if (request.startsWith('HEAD ')) {
@@ -355,7 +325,7 @@ test('a HEAD response with Content-Length (or chunked) has no body, and the conn
 });
 
 test('204 and 304 have no body (even with a Content-Length) and keep the connection', async (t) => {
-  const backend = await startScripted((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     if (request.startsWith('GET /204 ')) socket.write('HTTP/1.1 204 No Content\r\nx-a: 1\r\n\r\n');
     else if (request.startsWith('GET /304 ')) {
       socket.write('HTTP/1.1 304 Not Modified\r\netag: "e"\r\ncontent-length: 50\r\n\r\n');
@@ -379,7 +349,7 @@ test('204 and 304 have no body (even with a Content-Length) and keep the connect
 });
 
 test('100 Continue and 103 Early Hints are not relayed; the final response is', async (t) => {
-  const backend = await startScripted((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     writeParts(socket, [
       'HTTP/1.1 100 Continue\r\n\r\n',
       'HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n',
@@ -405,7 +375,7 @@ test('many header fields and a head split over many TCP writes arrive complete a
     'HTTP/1.1 200 Fine Thanks\r\n' +
     fields.map(([n, v]) => `${n}: ${v}\r\n`).join('') +
     'content-length: 4\r\n\r\nbody';
-  const backend = await startScripted((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     if (request.startsWith('GET /split ')) {
       // Pieces that cut through names, values, and the CRLFs.
       const parts: string[] = [];
@@ -443,15 +413,11 @@ test('an HTTP/1.0 response without keep-alive is not reused', async (t) => {
   const backend = await startRawResponder(() => 'HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok');
   const pool = makePool(backend.url);
   closeAfter(t, pool, backend);
-  assertOk(await run(pool));
-  const second = await run(pool);
-  assertOk(second);
-  assert.equal(second.reusedSocket, false);
-  assert.equal(backend.received.length, 2);
+  await assertNotReused(pool, backend);
 });
 
 test('Keep-Alive: timeout=N is honoured with a one-second margin; the pool timeout too', async (t) => {
-  const backend = await startScripted((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     const timeout = /x-ka: (\d+)/.exec(request)?.[1];
     const extra = timeout === undefined ? '' : `keep-alive: timeout=${timeout}\r\n`;
     socket.write(`HTTP/1.1 200 OK\r\n${extra}content-length: 2\r\n\r\nok`);
@@ -491,15 +457,11 @@ test('Keep-Alive: timeout=0 means the backend will not keep the connection: it i
   );
   const pool = makePool(backend.url);
   closeAfter(t, pool, backend);
-  assertOk(await run(pool));
-  const second = await run(pool);
-  assertOk(second);
-  assert.equal(second.reusedSocket, false);
-  assert.equal(backend.received.length, 2);
+  await assertNotReused(pool, backend);
 });
 
 test('a connection the backend closed while idle is dropped; the next request opens another', async (t) => {
-  const backend = await startScripted((_request, socket) => {
+  const backend = await startScriptedBackend((_request, socket) => {
     socket.write(OK);
     setTimeout(() => socket.end(), 20);
   });
@@ -511,7 +473,7 @@ test('a connection the backend closed while idle is dropped; the next request op
 test('a backend that closes right after the response: the next request gets a new connection or a reset on a reused socket', async (t) => {
   // FIN sent with the response (no Connection: close); the next request is dispatched from
   // onComplete, before the FIN can be read: the race the proxy retries.
-  const backend = await startScripted((_request, socket) => {
+  const backend = await startScriptedBackend((_request, socket) => {
     socket.end(OK);
   });
   const pool = makePool(backend.url);
@@ -547,7 +509,7 @@ test('a backend that closes right after the response: the next request gets a ne
 // ---- timeouts and connect errors ---------------------------------------------------------------
 
 test('headers timeout and body (idle) timeout fail with their codes and close the connection', async (t) => {
-  const backend = await startScripted((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     if (request.startsWith('GET /body ')) {
       socket.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nsome');
     }
@@ -686,7 +648,7 @@ for (const [name, bytes] of MALFORMED) {
 }
 
 test('a backend closing mid-body fails the request (Content-Length and chunked)', async (t) => {
-  const backend = await startScripted((request, socket) => {
+  const backend = await startScriptedBackend((request, socket) => {
     if (request.startsWith('GET /chunked ')) {
       socket.end('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
     } else if (request.startsWith('GET /head ')) {
@@ -710,7 +672,7 @@ for (const [name, extra] of [
   ['the start of a response', 'HTTP/1.1 2'],
 ] as const) {
   test(`unsolicited bytes on an idle connection (${name}): it is not reused`, async (t) => {
-    const backend = await startScripted((_request, socket, nth) => {
+    const backend = await startScriptedBackend((_request, socket, nth) => {
       socket.write(OK);
       if (nth === 0) setTimeout(() => socket.write(extra), 30);
     });
@@ -882,7 +844,7 @@ test('an early response while the request body is still being sent: completes, t
 
 test('back-pressure: onData returning false stops reading until resume()', async (t) => {
   const size = 20 * 1024 * 1024;
-  const backend = await startScripted((_request, socket) => {
+  const backend = await startScriptedBackend((_request, socket) => {
     socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`);
     const chunk = Buffer.alloc(256 * 1024, 122);
     let sent = 0;
@@ -970,7 +932,7 @@ test('onData returning false: no further onData until resume() (as undici)', asy
 });
 
 test('abort() mid-response fails the request and closes that connection', async (t) => {
-  const backend = await startScripted((_request, socket) => {
+  const backend = await startScriptedBackend((_request, socket) => {
     socket.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nfirst');
   });
   const pool = makePool(backend.url);
@@ -996,7 +958,7 @@ test('abort() mid-response fails the request and closes that connection', async 
 });
 
 test('close() lets an in-flight request finish, then closes; later dispatches fail', async (t) => {
-  const backend = await startScripted((_request, socket) => {
+  const backend = await startScriptedBackend((_request, socket) => {
     setTimeout(() => socket.write(OK), 200);
   });
   const pool = makePool(backend.url);
@@ -1024,7 +986,7 @@ test('close() lets an in-flight request finish, then closes; later dispatches fa
 });
 
 test('destroy() fails the request in flight', async (t) => {
-  const backend = await startScripted(() => {}); // never answers
+  const backend = await startScriptedBackend(() => {}); // never answers
   const pool = makePool(backend.url);
   t.after(() => backend.close());
   const handler = dispatch(pool);
@@ -1036,7 +998,7 @@ test('destroy() fails the request in flight', async (t) => {
 });
 
 test('stats count connections, idle ones and requests in flight', async (t) => {
-  const backend = await startScripted((_request, socket) => {
+  const backend = await startScriptedBackend((_request, socket) => {
     setTimeout(() => socket.write(OK), 150);
   });
   const pool = makePool(backend.url);
