@@ -27,6 +27,13 @@ export interface LoadSpec {
    * every peer's capacity instead of at saturation. The pause is not part of the latency.
    */
   readonly paceMs?: number;
+  /**
+   * How the pause is drawn: 'fixed' keeps every connection in step (its requests arrive as
+   * a burst, one per connection, every paceMs); 'random' draws each pause from an exponential
+   * distribution of mean paceMs, so requests arrive independently (close to Poisson), as
+   * from many unrelated users. wrk only; autocannon paces at a fixed rate either way.
+   */
+  readonly pacing?: 'fixed' | 'random';
 }
 
 export interface LoadResult {
@@ -124,6 +131,7 @@ export async function runLoad(
           WRK_BODY_BYTES: String(spec.bodyBytes ?? 0),
           WRK_CLOSE: spec.close === true ? '1' : '0',
           WRK_DELAY_MS: String(spec.paceMs ?? 0),
+          WRK_DELAY_RANDOM: spec.pacing === 'random' ? '1' : '0',
         },
       },
     );

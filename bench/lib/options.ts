@@ -31,10 +31,10 @@ export interface BenchOptions {
 export const BENCH_HELP = `npm run bench -- [options]
 
   --quick                 a short run (about 2 minutes) to check the harness: throughput cases
-                          small-ka-50, post-64k, get-1m; TCP small-ka-50; balancing against
+                          small-ka-50, small-paced-50, post-64k, get-1m; TCP small-ka-50; balancing against
                           nginx least_conn and HAProxy leastconn/random(2) only, no warm-up
   --only LIST             comma-separated sections: ${SECTIONS.join(', ')}
-  --cases LIST            throughput case ids (small-ka-50, small-paced-50, small-ka-256, no-keepalive, post-64k, get-1m)
+  --cases LIST            throughput case ids (small-ka-50, small-paced-50, small-burst-50, small-ka-256, no-keepalive, post-64k, get-1m)
   --duration S            seconds per throughput run (quick 1, full 5)
   --repeats N             interleaved repetitions per configuration (quick 2, full 3)
   --warmup S              warm-up seconds per Node peer before each case (quick 1, full 2)

@@ -9,8 +9,18 @@ if size > 0 then
 end
 if os.getenv("WRK_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
 -- A pause between a response and the next request on each connection (paced load).
+-- WRK_DELAY_RANDOM=1 draws each pause from an exponential distribution with that mean, so the
+-- connections' requests arrive independently (close to Poisson arrivals); a fixed pause keeps
+-- every connection in step, and the requests arrive as bursts of one per connection.
 local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0") or 0
-if pause > 0 then delay = function() return pause end end
+if pause > 0 then
+  if os.getenv("WRK_DELAY_RANDOM") == "1" then
+    math.randomseed(tonumber(os.getenv("WRK_SEED") or "1") or 1)
+    delay = function() return math.floor(-pause * math.log(1 - math.random()) + 0.5) end
+  else
+    delay = function() return pause end
+  end
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -135,6 +135,17 @@ void test('targets are ratios between peers of the same run', () => {
             summarizeRuns('nginx-1w', [run(5_000, 0.75)]),
           ],
         },
+        {
+          id: 'small-burst-50',
+          title: 'small, bursts',
+          metric: 'rps',
+          connections: 50,
+          peers: [
+            summarizeRuns('direct', [run(5_000, 0.5)]),
+            summarizeRuns('anubis-1w', [run(5_000, 2.5)]),
+            summarizeRuns('nginx-1w', [run(5_000, 1)]),
+          ],
+        },
       ],
     },
     idle: [
@@ -163,9 +174,13 @@ void test('targets are ratios between peers of the same run', () => {
   assert.equal(saturated?.measured, 2);
   assert.equal(saturated?.pass, undefined);
   // Paced: (0.5 − 0.25) / (0.75 − 0.25) = 0.5, within the target.
-  const paced = targets.get('added p99 over direct at ≤ 5,000 req/s: anubis / nginx');
+  const paced = targets.get('added p99 over direct at ≈ 5,000 req/s: anubis / nginx');
   assert.equal(paced?.measured, 0.5);
   assert.equal(paced.pass, true);
+  // Bursts: (2.5 − 0.5) / (1 − 0.5) = 4, reported only (it restates CPU per request).
+  const bursts = targets.get('added p99 over direct, bursts of 50: anubis / nginx');
+  assert.equal(bursts?.measured, 4);
+  assert.equal(bursts?.pass, undefined);
   assert.equal(
     targets.get('small GET keep-alive: anubis workers auto / 1 worker (req/s)')?.measured,
     1.5,
