@@ -162,6 +162,21 @@ export class UpstreamProtocolError extends AnubisError {
   }
 }
 
+/**
+ * The request cannot be written to a backend as it is: a CR, LF or NUL in a header, a control
+ * character in the target, or a body that does not match its Content-Length. Refused by the
+ * upstream client before the backend could misread it; the backend is not at fault.
+ */
+export class RequestNotForwardableError extends AnubisError {
+  constructor(backend: string, cause: unknown) {
+    super(
+      'ANUBIS_REQUEST_NOT_FORWARDABLE',
+      `request cannot be forwarded to ${backend}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { status: 400, cause },
+    );
+  }
+}
+
 /** The client went away before the response was complete. */
 export class ClientAbortedError extends AnubisError {
   constructor() {

@@ -22,6 +22,7 @@ import type { Duplex } from 'node:stream';
 import type { UpstreamHandler } from '../upstream/upstream-client.js';
 import {
   BodyTooLargeError,
+  RequestNotForwardableError,
   ClientAbortedError,
   NoBackendError,
   QueueFullError,
@@ -62,7 +63,6 @@ import {
   type RetryCause,
   type RetryRequest,
 } from './retry.js';
-import { expectSocketReport, type SocketReuseTarget } from './reused-socket.js';
 
 export interface HttpProxyOptions {
   readonly pool: UpstreamPool;
@@ -124,9 +124,7 @@ function originForm(target: string): string {
   }
 }
 
-class Exchange
-  implements PickContext, UpstreamHandler, RetryRequest, QueuedRequest, SocketReuseTarget
-{
+class Exchange implements PickContext, UpstreamHandler, RetryRequest, QueuedRequest {
   // PickContext
   readonly clientAddress: string;
   readonly method: string;
@@ -147,7 +145,7 @@ class Exchange
   private totalTimer: NodeJS.Timeout | undefined;
 
   // Retries (retry.ts): attempts so far, whether the current attempt's socket was a reused
-  // keep-alive connection (set by reused-socket.ts) and whether its response had started.
+  // keep-alive connection (set by the upstream client) and whether its response had started.
   attempts = 0;
   arrivedAt = 0;
   reusedSocket = false;
@@ -333,8 +331,6 @@ class Exchange
 
   onConnect(abort: (reason?: Error) => void): void {
     this.abortUpstream = abort;
-    // anubis's own client sets reusedSocket itself; undici's is told by reused-socket.ts.
-    if ((this.backend as Backend).usesUndici) expectSocketReport(this);
     if (this.settled) abort(new ClientAbortedError());
   }
 
@@ -393,9 +389,12 @@ class Exchange
     if (this.settled) return;
     const backend = this.backend as Backend;
     const classified = classifyUpstreamError(error, backend.id);
-    // The client's fault (gone, or a body over the pool's limit): no health report, no retry.
+    // The client's fault (gone, a body over the pool's limit, a request that cannot be
+    // written to a backend): no health report, no retry.
     const clientFault =
-      classified instanceof ClientAbortedError || classified instanceof BodyTooLargeError;
+      classified instanceof ClientAbortedError ||
+      classified instanceof BodyTooLargeError ||
+      classified instanceof RequestNotForwardableError;
     if (!clientFault) {
       const pool = this.options.pool;
       const cause = retryCause(classified, this.reusedSocket, this.responseStarted);
@@ -410,7 +409,8 @@ class Exchange
         return;
       }
     }
-    this.settle(!clientFault);
+    // A client that left gets its access log line here; every other failure in fail().
+    this.settle(!clientFault, classified instanceof ClientAbortedError);
     if (classified instanceof ClientAbortedError) return;
     this.options.logger.warn(
       {
@@ -465,8 +465,12 @@ class Exchange
     if (this.options.accessLog) this.logAccess();
   }
 
-  /** Ends the bookkeeping of this exchange exactly once. */
-  private settle(failed: boolean): void {
+  /**
+   * Ends the bookkeeping of this exchange exactly once. `failed` counts the attempt against
+   * its backend; `logAccess` writes the access log line (callers that go on to fail() leave
+   * it to fail()).
+   */
+  private settle(failed: boolean, logAccess = !failed): void {
     if (this.settled) return;
     this.settled = true;
     if (this.totalTimer !== undefined) clearTimeout(this.totalTimer);
@@ -477,7 +481,7 @@ class Exchange
       const queue = this.options.pool.config.concurrency.maxPerBackend > 0;
       if (queue) concurrencyQueueOf(this.options.pool).release();
     }
-    if (!failed && this.options.accessLog) this.logAccess();
+    if (logAccess && this.options.accessLog) this.logAccess();
   }
 
   private logAccess(): void {

@@ -6,8 +6,9 @@
  *   1. never once the client has seen response headers, after `attempts` attempts, after
  *      `deadline`, or when the request body outgrew the replay buffer;
  *   2. a *stale pooled connection* — the failure hit a reused keep-alive connection before
- *      any byte of response (see reused-socket.ts) — is always retried: the backend closed the
- *      connection before it read the request. Not charged to the budget;
+ *      any byte of response (`reusedSocket`, src/upstream/upstream-client.ts) — is always
+ *      retried: the backend closed the connection before it read the request. Not charged to
+ *      the budget;
  *   3. otherwise the failure must be listed in `retry.on` (`connect`, `reset`, `timeout`,
  *      `502`/`503`/`504`), like nginx's proxy_next_upstream;
  *   4. a connect failure sent nothing, so any method is retried; after anything else the

@@ -6,6 +6,7 @@
 import {
   AnubisError,
   ClientAbortedError,
+  RequestNotForwardableError,
   UpstreamBodyTimeoutError,
   UpstreamConnectError,
   UpstreamConnectTimeoutError,
@@ -39,6 +40,8 @@ export function classifyUpstreamError(error: unknown, backend: string): AnubisEr
     if (code === 'UND_ERR_HEADERS_TIMEOUT') return new UpstreamHeadersTimeoutError(backend, error);
     if (code === 'UND_ERR_BODY_TIMEOUT') return new UpstreamBodyTimeoutError(backend, error);
     if (code === 'UND_ERR_ABORTED') return new ClientAbortedError();
+    // undici refuses a header value or target it cannot write (as anubis's client does).
+    if (code === 'UND_ERR_INVALID_ARG') return new RequestNotForwardableError(backend, error);
     if (CONNECT_FAILURES.has(code)) return new UpstreamConnectError(backend, error);
     if (RESETS.has(code)) return new UpstreamResetError(backend, error);
     if (

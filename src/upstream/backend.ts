@@ -5,7 +5,7 @@
  * not in strategies, so they survive a strategy rebuild or a config reload that keeps the
  * backend.
  */
-import { undiciPool } from './undici-pool.js';
+import { createUndiciClient } from './undici-pool.js';
 import { Http1Pool } from './http1/pool.js';
 import { loadLlhttp } from './http1/llhttp.js';
 import type { UpstreamClient } from './upstream-client.js';
@@ -86,9 +86,6 @@ export class Backend extends BackendStats implements BackendView {
   /** TCP mode: bytes sent to this backend (added as they pass). */
   bytesOut = 0;
 
-  /** The pool is undici's (`client: undici`, or the fallback), not anubis's own. */
-  readonly usesUndici: boolean;
-
   /** Keep-alive connection pool (http/https backends only; tcp:// backends have none). */
   private readonly httpPool: UpstreamClient | undefined;
 
@@ -98,9 +95,9 @@ export class Backend extends BackendStats implements BackendView {
     this.url = options.url;
     this.weight = options.weight;
     this.effectiveWeight = options.weight;
-    this.usesUndici = upstreamClientKind(options.client) === 'undici';
     if (options.url.startsWith('tcp:')) return;
-    if (!this.usesUndici) {
+    // anubis's own client unless the pool says `client: undici` (or Node's parser is missing).
+    if (upstreamClientKind(options.client) !== 'undici') {
       this.httpPool = new Http1Pool(options.url, {
         id: options.id,
         connectTimeoutMs: options.connectTimeoutMs,
@@ -110,8 +107,7 @@ export class Backend extends BackendStats implements BackendView {
       });
       return;
     }
-    const Pool = undiciPool();
-    this.httpPool = new Pool(options.url, {
+    this.httpPool = createUndiciClient(options.url, {
       ...(options.tls === undefined ? {} : { connect: options.tls }),
       connections: null,
       pipelining: 1,

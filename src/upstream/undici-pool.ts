@@ -10,6 +10,13 @@
 import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
 import type { Pool as UndiciPool } from 'undici';
+import type {
+  UpstreamClient,
+  UpstreamClientStats,
+  UpstreamHandler,
+  UpstreamRequest,
+} from './upstream-client.js';
+import { expectSocketReport } from './undici-socket-reuse.js';
 
 const require = createRequire(import.meta.url);
 
@@ -24,4 +31,72 @@ export function undiciPool(): typeof UndiciPool {
     loaded = (require('undici') as typeof Undici).Pool;
   }
   return loaded;
+}
+
+/**
+ * undici's Pool as an upstream client: what it lacks next to anubis's own is the
+ * `reusedSocket` report, which a thin handler adds (undici-socket-reuse.ts). The extra object
+ * per request is paid only by the pools that use undici.
+ */
+export function createUndiciClient(url: string, options: UndiciPool.Options): UpstreamClient {
+  return new UndiciClient(new (undiciPool())(url, options));
+}
+
+class UndiciClient implements UpstreamClient {
+  private readonly pool: UndiciPool;
+
+  constructor(pool: UndiciPool) {
+    this.pool = pool;
+  }
+
+  get stats(): UpstreamClientStats {
+    return this.pool.stats;
+  }
+
+  dispatch(request: UpstreamRequest, handler: UpstreamHandler): boolean {
+    return this.pool.dispatch(request, new ReuseReportingHandler(handler));
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  destroy(): Promise<void> {
+    return this.pool.destroy();
+  }
+}
+
+/** Passes every event on; in onConnect, first asks for the socket report of the request. */
+class ReuseReportingHandler {
+  private readonly handler: UpstreamHandler;
+
+  constructor(handler: UpstreamHandler) {
+    this.handler = handler;
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    expectSocketReport(this.handler);
+    this.handler.onConnect(abort);
+  }
+
+  onHeaders(
+    statusCode: number,
+    rawHeaders: Buffer[],
+    resume: () => void,
+    statusText: string,
+  ): boolean {
+    return this.handler.onHeaders(statusCode, rawHeaders, resume, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.handler.onData(chunk);
+  }
+
+  onComplete(trailers: string[] | null): void {
+    this.handler.onComplete(trailers);
+  }
+
+  onError(error: Error): void {
+    this.handler.onError(error);
+  }
 }

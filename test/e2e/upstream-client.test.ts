@@ -125,7 +125,7 @@ test('the pool setting picks the client: anubis by default, undici on request', 
   };
   assert.equal(clientOf(lbs.anubis), 'Http1Pool');
   assert.equal(clientOf(plain), 'Http1Pool');
-  assert.equal(clientOf(lbs.undici), 'Pool');
+  assert.equal(clientOf(lbs.undici), 'UndiciClient');
   for (const lb of [lbs.anubis, lbs.undici, plain]) {
     assert.equal((await send(lb.url)).body, 'ok');
   }

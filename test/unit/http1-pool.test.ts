@@ -784,13 +784,13 @@ test('a request body not matching its Content-Length fails the request', async (
     headers: ['host', 'b', 'content-length', '10'],
     body: Readable.from([Buffer.from('short')]),
   });
-  assertFailed(short, ['ANUBIS_UPSTREAM_PROTOCOL']);
+  assertFailed(short, ['ANUBIS_REQUEST_NOT_FORWARDABLE']);
   const long = await run(pool, {
     method: 'POST',
     headers: ['host', 'b', 'content-length', '3'],
     body: Readable.from([Buffer.from('too long')]),
   });
-  assertFailed(long, ['ANUBIS_UPSTREAM_PROTOCOL']);
+  assertFailed(long, ['ANUBIS_REQUEST_NOT_FORWARDABLE']);
   await until(() => pool.stats.connected === 0);
 });
 
@@ -806,7 +806,7 @@ test('a header value or name with CR/LF, or a bad target, is refused and nothing
   ];
   for (const request of cases) {
     const handler = await run(pool, request);
-    assertFailed(handler, ['ANUBIS_UPSTREAM_PROTOCOL']);
+    assertFailed(handler, ['ANUBIS_REQUEST_NOT_FORWARDABLE']);
     assert.ok(!handler.events.includes('headers'));
   }
   await sleep(100);
@@ -1007,7 +1007,10 @@ test('stats count connections, idle ones and requests in flight', async (t) => {
   const a = dispatch(pool);
   const b = dispatch(pool);
   const c = dispatch(pool);
-  assert.equal(pool.stats.running, 3);
+  // Each on a new connection, still connecting: pending until connected, then running.
+  assert.deepEqual(pool.stats, { connected: 0, free: 0, running: 0, pending: 3 });
+  await until(() => pool.stats.running === 3);
+  assert.deepEqual(pool.stats, { connected: 3, free: 0, running: 3, pending: 0 });
   await Promise.all([a.done, b.done, c.done]);
   [a, b, c].forEach((h) => assertOk(h));
   assert.deepEqual(pool.stats, { connected: 3, free: 3, running: 0, pending: 0 });
@@ -1016,6 +1019,8 @@ test('stats count connections, idle ones and requests in flight', async (t) => {
   await d.done;
   assert.equal(d.reusedSocket, true);
   assert.equal(backend.received.length, 3);
+  await pool.close();
+  assert.deepEqual(pool.stats, { connected: 0, free: 0, running: 0, pending: 0 });
 });
 
 test('https: a new connection resumes the TLS session of an earlier one', async (t) => {

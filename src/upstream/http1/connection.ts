@@ -24,6 +24,7 @@ import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import type { Readable } from 'node:stream';
 import {
+  RequestNotForwardableError,
   UpstreamBodyTimeoutError,
   UpstreamConnectTimeoutError,
   UpstreamHeadersTimeoutError,
@@ -208,7 +209,7 @@ export class Http1Connection {
         this.owner.authority,
       );
     } catch (error) {
-      this.fail(new UpstreamProtocolError(this.owner.id, error), true);
+      this.fail(new RequestNotForwardableError(this.owner.id, error), true);
       return;
     }
     if (body === null) {
@@ -260,7 +261,7 @@ export class Http1Connection {
       `request body of ${this.bodyWritten} bytes does not match its ` +
         `Content-Length ${this.bodyLength}`,
     );
-    this.fail(new UpstreamProtocolError(this.owner.id, cause), true);
+    this.fail(new RequestNotForwardableError(this.owner.id, cause), true);
   }
 
   private uncorkHead(): void {
@@ -592,6 +593,11 @@ export class Http1Connection {
   /** A request in flight on this connection. */
   get busy(): boolean {
     return this.handler !== null;
+  }
+
+  /** Connected (TLS: handshake done) and not closed. */
+  get open(): boolean {
+    return this.connected && !this.closed;
   }
 }
 

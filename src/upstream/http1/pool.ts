@@ -66,11 +66,25 @@ export class Http1Pool implements UpstreamClient, ConnectionOwner {
     this.parserClass = options.parserClass;
   }
 
-  /** Connection counts (for tests and diagnostics; not on the hot path). */
+  /**
+   * Connection counts (for tests and diagnostics; not on the hot path). A request on a
+   * connection still connecting is pending (the pool never queues otherwise: a request with
+   * no idle connection gets a new one); closed connections whose socket has not yet emitted
+   * 'close' count nowhere.
+   */
   get stats(): UpstreamClientStats {
+    let connected = 0;
     let running = 0;
-    for (const connection of this.all) if (connection.busy) running++;
-    return { connected: this.all.size, free: this.idle.length, running, pending: 0 };
+    let pending = 0;
+    for (const connection of this.all) {
+      if (connection.open) {
+        connected++;
+        if (connection.busy) running++;
+      } else if (!connection.closed && connection.busy) pending++;
+    }
+    let free = 0;
+    for (const connection of this.idle) if (connection.open) free++;
+    return { connected, free, running, pending };
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): boolean {

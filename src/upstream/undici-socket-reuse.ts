@@ -1,6 +1,6 @@
 /**
  * For the `client: undici` pools (anubis's own client sets `reusedSocket` itself):
- * tells an exchange whether undici wrote its request on a *reused* keep-alive connection
+ * tells a request's handler whether undici wrote its request on a *reused* keep-alive connection
  * (one that already carried a request) or on a fresh one. A request that fails on a reused
  * connection before any byte of response arrived is the classic keep-alive race: the backend
  * closed the idle connection while the request was on its way, so it never processed it, and
@@ -17,12 +17,13 @@
  *
  * So anubis subscribes to undici's `undici:client:sendHeaders` diagnostics channel, which
  * publishes `{ request, socket }` synchronously inside the same call (writeH1) that first calls
- * the handler's `onConnect()`. The exchange registers itself in onConnect; the subscriber tags
- * it as reused if the socket was seen before (a WeakSet of sockets that carried a request).
+ * the handler's `onConnect()`. The adapter (undici-pool.ts) registers the request's handler in
+ * onConnect; the subscriber tags it as reused if the socket was seen before (a WeakSet of
+ * sockets that carried a request).
  */
 import { subscribe } from 'node:diagnostics_channel';
 
-/** What the subscriber sets on the exchange that is being written. */
+/** What the subscriber sets on the handler of the request being written. */
 export interface SocketReuseTarget {
   reusedSocket: boolean;
 }
@@ -47,7 +48,7 @@ function onSendHeaders(message: unknown): void {
 subscribe('undici:client:sendHeaders', onSendHeaders);
 
 /**
- * Called from the exchange's onConnect(): the next sendHeaders message is about its request
+ * Called from the handler's onConnect(): the next sendHeaders message is about its request
  * (undici publishes it synchronously after onConnect, in the same writeH1 call).
  */
 export function expectSocketReport(target: SocketReuseTarget): void {
