@@ -169,9 +169,10 @@ export class UpstreamProtocolError extends AnubisError {
  */
 export class RequestNotForwardableError extends AnubisError {
   constructor(backend: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
     super(
       'ANUBIS_REQUEST_NOT_FORWARDABLE',
-      `request cannot be forwarded to ${backend}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      `request cannot be forwarded to ${backend}: ${reason}`,
       { status: 400, cause },
     );
   }

@@ -81,7 +81,7 @@ class ReuseReportingHandler {
 
   onHeaders(
     statusCode: number,
-    rawHeaders: Buffer[],
+    rawHeaders: (Buffer | string)[],
     resume: () => void,
     statusText: string,
   ): boolean {
@@ -92,7 +92,7 @@ class ReuseReportingHandler {
     return this.handler.onData(chunk);
   }
 
-  onComplete(trailers: string[] | null): void {
+  onComplete(trailers: (Buffer | string)[] | null): void {
     this.handler.onComplete(trailers);
   }
 

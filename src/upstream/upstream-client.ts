@@ -28,7 +28,8 @@ export interface UpstreamRequest {
 export interface UpstreamHandler {
   /**
    * Set by the pool after onConnect: the request goes out on a keep-alive connection that
-   * already carried a request (Http1Pool sets it; undici pools through src/upstream/undici-socket-reuse.ts).
+   * already carried a request (Http1Pool sets it; undici pools through
+   * src/upstream/undici-socket-reuse.ts).
    */
   reusedSocket: boolean;
   /** The request is about to be sent; `abort` stops it (onError follows with the reason). */

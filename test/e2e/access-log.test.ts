@@ -25,7 +25,7 @@ before(async () => {
       callback();
     },
   });
-  const up = await createLoadBalancer(
+  const started = await createLoadBalancer(
     {
       workers: 1,
       log: { level: 'info', access: true },
@@ -43,8 +43,8 @@ before(async () => {
     },
     { logger: createLogger({ level: 'info', format: 'json' }, sink) },
   );
-  balancer = up;
-  const [first, second] = up.addresses();
+  balancer = started;
+  const [first, second] = started.addresses();
   port = first?.port as number;
   downPort = second?.port as number;
 });
