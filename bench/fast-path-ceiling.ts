@@ -6,6 +6,7 @@
  *
  *   nginx               1 worker, upstream keep-alive (the reference)
  *   anubis              workers: 1, compiled (the product, its own llhttp upstream client)
+ *   anubis-node-http    the same with `fastPath: false` (node:http serves every request)
  *   anubis-undici       the same with `client: undici` in its pool
  *   node-http-undici    node:http server + undici Pool (anubis with undici, minus anubis)
  *   node-http-anubis-client  node:http server + anubis's own client (anubis minus its logic)
@@ -255,6 +256,9 @@ async function main(): Promise<number> {
     const peers: RunningPeer[] = [await startNginxProxy(ctx, 'nginx', [backendUrl], '')];
     if (options.anubis) {
       peers.push(await startAnubis(ctx, 'anubis', [backendUrl], { workers: 1 }));
+      peers.push(
+        await startAnubis(ctx, 'anubis-node-http', [backendUrl], { workers: 1, fastPath: false }),
+      );
       peers.push(
         await startAnubis(ctx, 'anubis-undici', [backendUrl], { workers: 1, client: 'undici' }),
       );

@@ -329,6 +329,15 @@ export class LoadBalancer {
             redirects.push([existing as HttpListener, redirectHandler(listenerConfig)]);
             continue;
           }
+          if (
+            existing instanceof HttpListener &&
+            existing.fastPathRequested !== listenerConfig.fastPath
+          ) {
+            logger.warn(
+              { address: existing.addressText, fastPath: listenerConfig.fastPath },
+              'listener fastPath changed: restart to apply; it keeps serving as before',
+            );
+          }
           kept.push([existing, proxy]);
           if (existing instanceof SecureListener && listenerConfig.tls !== undefined) {
             certificateSwaps.push(
@@ -478,6 +487,7 @@ function listenerOptions(
   return {
     address: listenerConfig.address,
     onRequest: proxy.handleRequest,
+    fastPath: listenerConfig.fastPath,
     ...clientLimitsOf(config, listenerConfig, proxy, logger),
   };
 }

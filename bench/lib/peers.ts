@@ -167,6 +167,8 @@ export async function startAnubis(
     mode?: 'http' | 'tcp';
     /** Upstream HTTP/1.1 client (the pool's `client` setting); anubis's own by default. */
     client?: 'anubis' | 'undici';
+    /** The listener's HTTP/1.1 fast path (on by default); false: node:http serves all. */
+    fastPath?: boolean;
   },
 ): Promise<RunningPeer> {
   const port = await freePort();
@@ -181,6 +183,7 @@ export async function startAnubis(
         address: `127.0.0.1:${port}`,
         pool: 'bench',
         ...(options.mode === 'tcp' ? { mode: 'tcp' } : {}),
+        ...(options.fastPath === false ? { fastPath: false } : {}),
       },
     ],
     pools: {

@@ -361,6 +361,12 @@ export const listenerSchema = z.strictObject({
     .optional(),
   /** TCP mode options (only with `mode: tcp`). */
   tcp: tcpListenerSchema.optional(),
+  /**
+   * Plain HTTP listeners: serve plain bodiless HTTP/1.1 requests on anubis's own fast path
+   * and hand every other connection to node:http (docs/performance.md). `false`: node:http
+   * serves everything.
+   */
+  fastPath: z.boolean().default(true),
 });
 
 export const logSchema = z.strictObject({

@@ -5,12 +5,13 @@
  * backend and, once it passes the limit, the upstream request fails with BodyTooLargeError:
  * the client gets 413 and its connection is closed (the rest of its body is not read).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { BodyTooLargeError } from '../errors.js';
+import type { ProxiedResponse } from './client-messages.js';
 
 /** The body to hand to undici: the request itself, or a counting pass-through when limited. */
-export function limitBody(req: IncomingMessage, res: ServerResponse, max: number): Readable {
+export function limitBody(req: IncomingMessage, res: ProxiedResponse, max: number): Readable {
   // A declared Content-Length was already checked; chunked (and HTTP/2) bodies are counted.
   if (max <= 0 || req.headers['content-length'] !== undefined) return req;
   let seen = 0;

@@ -11,15 +11,11 @@
  *
  * The exchange is also the strategy's PickContext, so a request costs one object here.
  */
-import {
-  STATUS_CODES,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { UpstreamHandler } from '../upstream/upstream-client.js';
+import type { ProxiedRequest, ProxiedResponse } from './client-messages.js';
 import {
   BodyTooLargeError,
   RequestNotForwardableError,
@@ -78,7 +74,7 @@ export interface HttpProxyOptions {
 
 /** Sends a short plain-text error response if nothing was sent yet; otherwise cuts the response. */
 export function sendError(
-  res: ServerResponse,
+  res: ProxiedResponse,
   status: number,
   extraHeaders?: Record<string, string>,
 ): void {
@@ -107,8 +103,8 @@ export class HttpProxy {
   /** The `upgrade` listener of an http.Server: WebSocket and other Upgrades (upgrade.ts). */
   readonly handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-  /** The `request` listener of an http.Server. */
-  readonly handleRequest = (req: IncomingMessage, res: ServerResponse): void => {
+  /** The `request` listener of an http.Server (and the fast path's request handler). */
+  readonly handleRequest = (req: ProxiedRequest, res: ProxiedResponse): void => {
     new Exchange(this.options, req, res).start();
   };
 }
@@ -133,8 +129,8 @@ class Exchange implements PickContext, UpstreamHandler, RetryRequest, QueuedRequ
   excluded: Set<BackendView> | undefined = undefined;
 
   private readonly options: HttpProxyOptions;
-  private readonly req: IncomingMessage;
-  private readonly res: ServerResponse;
+  private readonly req: ProxiedRequest;
+  private readonly res: ProxiedResponse;
   private readonly peerAddress: string;
   private backend: Backend | undefined;
   private abortUpstream: ((reason?: Error) => void) | undefined;
@@ -158,7 +154,7 @@ class Exchange implements PickContext, UpstreamHandler, RetryRequest, QueuedRequ
   private body: ReplayableBody | null | undefined = undefined;
   private upstreamHeaders: string[] | undefined;
 
-  constructor(options: HttpProxyOptions, req: IncomingMessage, res: ServerResponse) {
+  constructor(options: HttpProxyOptions, req: ProxiedRequest, res: ProxiedResponse) {
     this.options = options;
     this.req = req;
     this.res = res;
@@ -299,13 +295,15 @@ class Exchange implements PickContext, UpstreamHandler, RetryRequest, QueuedRequ
       },
     ));
     if (this.body === undefined) {
+      // A fast-path request has no body (and no stream): it never declares one.
       const hasBody =
-        req.httpVersionMajor === 2
+        !('bodiless' in req) &&
+        (req.httpVersionMajor === 2
           ? // An HTTP/2 request has a body unless its HEADERS frame ended the stream; it
             // need not declare a length (the backend then gets it chunked).
             !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
           : req.headers['transfer-encoding'] !== undefined ||
-            (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+            (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0'));
       // Kept up to retry.replayLimit so that a retry can send it again (replay-body.ts).
       this.body = hasBody
         ? new ReplayableBody(

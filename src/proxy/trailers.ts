@@ -6,7 +6,7 @@
  * are names or values Node would refuse. Request trailers are not forwarded: the body is
  * re-framed towards the backend, which gets the body alone.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequestHead, ProxiedResponse } from './client-messages.js';
 import { latin1 } from './headers.js';
 
 /** RFC 9110 §6.5.1: fields a sender must not put in trailers (or a recipient must not merge). */
@@ -45,7 +45,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** True if the client's TE header lists `trailers`. */
-export function acceptsTrailers(req: IncomingMessage): boolean {
+export function acceptsTrailers(req: ClientRequestHead): boolean {
   const te = req.headers.te;
   if (typeof te !== 'string') return false;
   for (const part of te.split(',')) {
@@ -56,8 +56,8 @@ export function acceptsTrailers(req: IncomingMessage): boolean {
 
 /** Adds the backend's trailers (a raw [name, value, …] list) to the response. */
 export function forwardTrailers(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: ClientRequestHead,
+  res: ProxiedResponse,
   trailers: readonly (Buffer | string)[] | null | undefined,
 ): void {
   if (trailers === null || trailers === undefined || trailers.length === 0) return;

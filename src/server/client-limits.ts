@@ -9,11 +9,12 @@
  * socket can be trusted to start a new request.
  */
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { LimitsConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import { RequestGuard, type Rejection } from './request-guard.js';
+import type { ClientRequestHead, ProxiedResponse } from '../proxy/client-messages.js';
 
 /** A listener's limits: the top-level ones, with the keys the listener sets itself over them. */
 export function mergeLimits(
@@ -132,8 +133,8 @@ export function nextRequestId(): string {
  * the response if it had started), keep serving everyone else.
  */
 export function answerInternalError(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: ClientRequestHead,
+  res: ProxiedResponse,
   error: unknown,
   logger: Logger,
 ): void {
@@ -317,7 +318,7 @@ export function refuseConnection(socket: Duplex, logger: Logger, open: number, m
  * At most `max` concurrent client connections: one more is answered 503 (with Retry-After)
  * and closed, rather than dropped without a word as `server.maxConnections` would.
  */
-function capConnections(server: Server, max: number, logger: Logger): void {
+export function capConnections(server: NetServer, max: number, logger: Logger): void {
   let open = 0;
   server.prependListener('connection', (socket: Socket) => {
     open++;

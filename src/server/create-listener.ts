@@ -4,7 +4,7 @@
  * (`createSpecialListener` returns undefined for them), so the common path is untouched.
  */
 import type { ClientLimitsOptions } from './client-limits.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequestHandler } from '../proxy/client-messages.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import { TcpProxy } from '../proxy/tcp-proxy.js';
@@ -17,7 +17,7 @@ import { ListenerCertificates, loadCertificateSet } from './tls-certificates.js'
 
 type ListenerConfig = Config['listeners'][number];
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+export type RequestHandler = ClientRequestHandler;
 
 /** Any client listener the load balancer runs. */
 export type AnyListener = HttpListener | SecureListener | TcpListener;

@@ -1,10 +1,13 @@
 /**
  * A client-facing HTTP listener: a node:http server bound to one address, handing every
- * request to the proxy. Closing it stops accepting, closes idle keep-alive connections, lets
- * in-flight requests finish up to a drain timeout, then cuts what is left.
+ * request to the proxy. With `fastPath`, a socket server binds the address instead and
+ * serves plain bodiless HTTP/1.1 requests itself, handing every other connection to the
+ * node:http server (src/server/fast-http1/). Closing it stops accepting, closes idle
+ * keep-alive connections, lets in-flight requests finish up to a drain timeout, then cuts
+ * what is left.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULT_LIMITS, type LimitsConfig } from '../config/schema.js';
 import { silentLogger, type Logger } from '../logging/logger.js';
@@ -12,10 +15,17 @@ import { applyClientLimits } from './client-limits.js';
 import type { ListenAddress } from '../config/units.js';
 import { formatAddress } from '../config/units.js';
 import { bindServer } from './bind.js';
+import type { ClientRequestHandler } from '../proxy/client-messages.js';
+import { FastHttp1Front, fastPathRuntime } from './fast-http1/front.js';
 
 export interface HttpListenerOptions {
   readonly address: ListenAddress;
-  readonly onRequest: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly onRequest: ClientRequestHandler;
+  /**
+   * Serve plain bodiless HTTP/1.1 requests without node:http's per-request objects
+   * (src/server/fast-http1/). Off when this Node lacks the internals it needs (logged).
+   */
+  readonly fastPath?: boolean;
   /** Idle time allowed on a client keep-alive connection between requests. */
   readonly keepAliveTimeoutMs?: number;
   /** Time allowed to receive a request's headers (slowloris defence). */
@@ -33,11 +43,16 @@ export interface HttpListenerOptions {
 }
 
 export class HttpListener {
+  /** The node:http server (it binds the address unless the fast path's front does). */
   readonly server: Server;
+  /** The fast path's socket server, when on. */
+  readonly front: FastHttp1Front | undefined;
+  /** Whether the fast path was asked for (it may be unavailable on this Node). */
+  readonly fastPathRequested: boolean;
   /** `host:port` as configured (the key a reload matches listeners by). */
   readonly addressText: string;
   private readonly address: ListenAddress;
-  private onRequest: (req: IncomingMessage, res: ServerResponse) => void;
+  private onRequest: ClientRequestHandler;
   private onUpgrade: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
   /** Upgraded client sockets still open (cut when a drain runs out). */
   private readonly upgraded: ReadonlySet<Duplex>;
@@ -49,26 +64,54 @@ export class HttpListener {
     // Timeouts and parser limits are set by applyClientLimits below (from `limits`).
     this.server = createServer({ noDelay: true });
     this.onUpgrade = options.onUpgrade;
+    this.fastPathRequested = options.fastPath === true;
+    const logger = options.logger ?? silentLogger();
+    const runtime = options.fastPath === true ? fastPathRuntime() : undefined;
+    if (options.fastPath === true && runtime === undefined) {
+      logger.warn(
+        { code: 'ANUBIS_FAST_PATH_UNAVAILABLE', node: process.version },
+        'this Node lacks the internals the HTTP/1.1 fast path uses: node:http serves every request',
+      );
+    }
+    const limits = options.limits ?? {
+      ...DEFAULT_LIMITS,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? DEFAULT_LIMITS.keepAliveTimeout,
+      headersTimeout: options.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeout,
+    };
     const guarded = applyClientLimits(
       this.server,
       {
-        limits: options.limits ?? {
-          ...DEFAULT_LIMITS,
-          keepAliveTimeout: options.keepAliveTimeoutMs ?? DEFAULT_LIMITS.keepAliveTimeout,
-          headersTimeout: options.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeout,
-        },
-        logger: options.logger ?? silentLogger(),
+        limits,
+        logger,
         maxBodySize: options.maxBodySize ?? (() => 0),
         onUpgrade:
           options.onUpgrade === undefined
             ? undefined
             : (req, socket, head) => this.onUpgrade?.(req, socket, head),
+        // With the front, the cap counts connections there (before any is handed over).
+        connectionCap: runtime === undefined ? 'answer' : 'none',
       },
       // One indirection so a reload can hand new requests to a new proxy (setRequestHandler).
       (req, res) => this.onRequest(req, res),
     );
     this.server.on('request', guarded.handleRequest);
     this.upgraded = guarded.upgraded;
+    // Built after applyClientLimits: it reads the server's timeouts.
+    this.front =
+      runtime === undefined
+        ? undefined
+        : new FastHttp1Front({
+            runtime,
+            http: this.server,
+            limits,
+            logger,
+            handle: (req, res) => this.onRequest(req, res),
+          });
+  }
+
+  /** The server bound to the address: the fast path's front, or the node:http server. */
+  get listeningServer(): NetServer {
+    return this.front?.server ?? this.server;
   }
 
   /** Sends Upgrade requests that arrive from now on to `onUpgrade` (reload). */
@@ -77,18 +120,18 @@ export class HttpListener {
   }
 
   /** Sends requests that arrive from now on to `onRequest` (reload); in-flight ones continue. */
-  setRequestHandler(onRequest: (req: IncomingMessage, res: ServerResponse) => void): void {
+  setRequestHandler(onRequest: ClientRequestHandler): void {
     this.onRequest = onRequest;
   }
 
   /** Binds the address; resolves with the bound address (useful with port 0). */
   listen(): Promise<AddressInfo> {
-    return bindServer(this.server, this.address);
+    return bindServer(this.listeningServer, this.address);
   }
 
   /** The bound address (after listen()). */
   boundAddress(): AddressInfo {
-    return this.server.address() as AddressInfo;
+    return this.listeningServer.address() as AddressInfo;
   }
 
   /**
@@ -96,11 +139,15 @@ export class HttpListener {
    * every remaining connection.
    */
   async close(drainMs = 10_000): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const listening = this.listeningServer;
+    if (!listening.listening) return;
+    // The front's server closes once every connection is gone, handed-off ones included.
+    const closed = new Promise<void>((resolve) => listening.close(() => resolve()));
     this.server.closeIdleConnections();
+    this.front?.closeIdleConnections();
     const timer = setTimeout(() => {
       this.server.closeAllConnections();
+      this.front?.closeAllConnections();
       // Upgraded sockets left the HTTP server's bookkeeping but still hold server.close().
       for (const socket of this.upgraded) socket.destroy();
     }, drainMs);

@@ -3,7 +3,7 @@
  * path and query over https:// — 301 for GET and HEAD, 308 for other methods (308 keeps the
  * method and body, RFC 9110 §15.4.9). No pool is involved.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ProxiedRequest, ProxiedResponse } from '../proxy/client-messages.js';
 
 /** `host` or `host:port`, `[v6]` or `[v6]:port`; captures the host without the port. */
 const HOST = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
@@ -32,9 +32,10 @@ export function httpsLocation(
 
 export function createHttpsRedirect(
   port: number,
-): (req: IncomingMessage, res: ServerResponse) => void {
+): (req: ProxiedRequest, res: ProxiedResponse) => void {
   return (req, res) => {
-    req.resume();
+    // A request body is read and dropped (a fast-path request has none).
+    if (!('bodiless' in req)) req.resume();
     const location = httpsLocation(req.headers.host, req.url ?? '/', port);
     if (location === undefined) {
       const body = '400 Bad Request: missing or invalid Host header\n';

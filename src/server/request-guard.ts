@@ -26,7 +26,7 @@
  * request goes to the listener's pool with the origin-form target (`/x`) and, as RFC 9112
  * §3.2.2 requires of a proxy, a Host header made from the target's authority.
  */
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequestHead } from '../proxy/client-messages.js';
 
 /** Listener limits the guard enforces (already validated and defaulted by the schema). */
 export interface GuardLimits {
@@ -106,7 +106,7 @@ export class RequestGuard {
    * Checks (and normalises, for absolute-form targets) one parsed request. Returns undefined
    * when it may be forwarded, otherwise the rejection to answer (and close the connection).
    */
-  check(req: IncomingMessage, upgrade = false): Rejection | undefined {
+  check(req: ClientRequestHead, upgrade = false): Rejection | undefined {
     const version = req.httpVersion;
     // HTTP/2 (nghttp2 frames it; there is no Transfer-Encoding or obs-fold): only the limits.
     // (Only a real HTTP/2 stream: an HTTP/1 request line may claim `HTTP/2.0`.)
@@ -191,7 +191,7 @@ export class RequestGuard {
     return undefined;
   }
 
-  private checkHttp2(req: IncomingMessage): Rejection | undefined {
+  private checkHttp2(req: ClientRequestHead): Rejection | undefined {
     if ((req.url ?? '').length > this.limits.maxUriLength) return URI_TOO_LONG;
     const raw = req.rawHeaders;
     if (raw.length >>> 1 > this.limits.maxHeaderCount) return TOO_MANY_HEADERS;
@@ -212,7 +212,7 @@ function isDigits(value: string): boolean {
   return true;
 }
 
-function hasNonZeroLength(req: IncomingMessage): boolean {
+function hasNonZeroLength(req: ClientRequestHead): boolean {
   const length = req.headers['content-length'];
   return length !== undefined && length !== '0';
 }

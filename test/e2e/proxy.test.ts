@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
 import { startAnubis } from '../helpers/anubis.js';
+import type { HttpListener } from '../../src/server/http-listener.js';
 import {
   freePort,
   startBackend,
@@ -255,7 +256,10 @@ test('client keep-alive: many requests share one client connection', async (t) =
   const lb = await startAnubis([backend.url]);
   const agent = new Agent({ connections: 1 });
   const sockets = new Set<unknown>();
-  lb.balancer.listeners[0]?.server.on('connection', (s) => sockets.add(s));
+  // The server bound to the address (the fast path's front by default).
+  (lb.balancer.listeners[0] as HttpListener).listeningServer.on('connection', (s) =>
+    sockets.add(s),
+  );
   t.after(async () => {
     await agent.close();
     await lb.close();

@@ -23,12 +23,16 @@ export interface LlhttpParser {
   unconsume(): void;
   remove(): void;
   close(): void;
+  /** A copy of the read being parsed (only inside kOnExecute of a consumed handle). */
+  getCurrentBuffer?(): Buffer;
   [slot: number]: unknown;
 }
 
 export interface LlhttpParserClass {
   new (): LlhttpParser;
   readonly RESPONSE: number;
+  /** Checked by the listener's fast path (src/server/fast-http1/), which parses requests. */
+  readonly REQUEST?: number;
   /** Absent before Node 14; optional (anubis then notices stray bytes one callback later). */
   readonly kOnMessageBegin?: number;
   readonly kOnHeaders: number;
@@ -89,4 +93,17 @@ export function checkedParserClass(common: unknown): LlhttpParserClass | undefin
   const proto = parser.prototype as unknown as Record<string, unknown> | undefined;
   if (METHODS.some((method) => typeof proto?.[method] !== 'function')) return undefined;
   return parser;
+}
+
+/** llhttp's method names, indexed as the parser reports a request's method; undefined if absent. */
+export function loadLlhttpMethods(): readonly string[] | undefined {
+  try {
+    const methods = (createRequire(import.meta.url)('node:_http_common') as { methods?: unknown })
+      .methods;
+    return Array.isArray(methods) && methods.every((m) => typeof m === 'string')
+      ? methods
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
