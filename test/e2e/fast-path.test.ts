@@ -180,15 +180,43 @@ test('pipelined, split and mixed requests reach node:http intact and in order', 
     await backend.close();
   });
   const port = portOf(lb);
+  const nodeHttp = countNodeHttpRequests(lb);
   const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  /** Writes the parts one by one, 50 ms apart (so that each is a read of its own). */
+  const trickle = async (parts: string[]): Promise<string> => {
+    const socket = await openRaw(port);
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    for (const part of parts) {
+      socket.write(part);
+      await sleep(50);
+    }
+    await sleep(300);
+    socket.destroy();
+    return text;
+  };
 
   const pipelined = await sendRaw(port, get('/a') + get('/b') + get('/c'), 800);
   assert.deepEqual(pipelined.statuses, [200, 200, 200]);
   assert.match(pipelined.text, /GET \/a [\s\S]*GET \/b [\s\S]*GET \/c $/);
+  assert.equal(nodeHttp(), 3, 'pipelined requests go to node:http');
 
-  const split = await sendRaw(port, ['GET /sp', 'lit HTTP/1.1\r\nHo', 'st: x\r\n\r\n'], 800);
-  assert.deepEqual(split.statuses, [200]);
-  assert.ok(split.text.endsWith('GET /split '));
+  // A head split over reads is parsed as it comes, on the fast path.
+  const split = await trickle(['GET /sp', 'lit HTTP/1.1\r\nHo', 'st: x\r\n\r\n']);
+  assert.match(split, /^HTTP\/1\.1 200 [\s\S]*GET \/split $/);
+  assert.equal(nodeHttp(), 3);
+  // A split head that turns out to need node:http reaches it whole, from its first byte.
+  const splitPost = await trickle([
+    'POST /sp',
+    'lit HTTP/1.1\r\nHost: x\r\nCont',
+    'ent-Length: 3\r\n\r\nabc',
+  ]);
+  assert.match(splitPost, /^HTTP\/1\.1 200 [\s\S]*POST \/split abc$/);
+  assert.equal(nodeHttp(), 4);
+  // A split head followed by a pipelined request in the read that completes it.
+  const splitPipelined = await trickle(['GET /x HTTP/1.1\r\n', 'Host: x\r\n\r\n' + get('/y')]);
+  assert.match(splitPipelined, /GET \/x [\s\S]*GET \/y $/);
+  assert.equal(nodeHttp(), 6);
 
   // A fast GET, then a POST on the same connection (handed off), then a GET (node:http's now).
   const socket = await openRaw(port);
@@ -274,6 +302,20 @@ test('fast-path timeouts: an idle keep-alive connection closes, a silent one get
   const silent = await sendRaw(port, [], 3_000);
   assert.deepEqual(silent.statuses, [408]);
   assert.ok(silent.closed);
+
+  // A head that never completes: 408 within headersTimeout of the connection's start, even
+  // though bytes keep coming.
+  const slow = await openRaw(port);
+  const opened = Date.now();
+  let slowText = '';
+  slow.on('data', (chunk: Buffer) => (slowText += chunk.toString('latin1')));
+  slow.write('GET /slowloris HTTP/1.1\r\n');
+  const drip = setInterval(() => slow.write('X-Drip: 1\r\n'), 100);
+  await once(slow, 'close');
+  clearInterval(drip);
+  const slowMs = Date.now() - opened;
+  assert.match(slowText, /^HTTP\/1\.1 408 /);
+  assert.ok(slowMs < 1_500, `cut after ${slowMs} ms`);
 });
 
 test('draining: an idle fast connection closes, one in flight ends with Connection: close', async (t) => {

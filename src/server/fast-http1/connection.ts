@@ -9,19 +9,20 @@
  * The fast path serves a request when all of these hold (and hands off otherwise):
  *   - it is HTTP/1.1, its target is origin-form (`/…`) and the request guard passes it;
  *   - it has no Content-Length, Transfer-Encoding, Expect or Upgrade header, is no CONNECT;
- *   - its head arrived whole in one read, alone (no pipelined bytes behind it);
+ *   - nothing follows it in the read that completes it (no pipelined bytes behind it);
  *   - no earlier response on the connection is still being written.
  * Bytes that arrive while a response is being written (pipelining) are kept, the socket is
  * paused, and the connection goes to node:http as soon as that response is complete.
  *
- * Reads always start at a request boundary here: a read that does not end with a complete
- * request is handed off, and one that does leaves the parser between requests. So the bytes
- * of the current read are all node:http needs.
+ * A head split over several reads is parsed as it comes, and the bytes of those reads are
+ * kept until it is complete. So the bytes node:http gets on a hand-off always start at a
+ * request boundary: the reads since the current request began.
  *
- * Timeouts, as node:http applies them: a new connection must send a request head within
- * `headersTimeout` (408 otherwise); an idle keep-alive connection is closed after
- * `keepAliveTimeout` plus node:http's one-second grace. A half-closed client (FIN) gets its
- * connection ended, as node:http does (the response in flight is cut).
+ * Timeouts, as node:http applies them: a request head must be complete within
+ * `headersTimeout` from the connection's start (first request) or from its first byte (later
+ * ones), else 408; an idle keep-alive connection is closed after `keepAliveTimeout` plus
+ * node:http's one-second grace. A half-closed client (FIN) gets its connection ended, as
+ * node:http does (the response in flight is cut).
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../../logging/logger.js';
@@ -82,8 +83,12 @@ export class FastConnection implements ResponseOwner {
   private response: FastResponse | undefined = undefined;
   /** Bytes read while a response was in flight, for node:http once it is complete. */
   private held: Buffer | undefined = undefined;
-  private headersTimer: NodeJS.Timeout | undefined;
+  /** Runs while a request head is awaited (from connect, or from a later head's first byte). */
+  private headersTimer: NodeJS.Timeout | undefined = undefined;
   private idleTimer: NodeJS.Timeout | undefined = undefined;
+
+  /** Reads of a request head not complete yet (it began in the first of them). */
+  private partial: Buffer[] | undefined = undefined;
 
   // What the parser saw during the current read (reset by onExecute).
   private begun = 0;
@@ -128,10 +133,12 @@ export class FastConnection implements ResponseOwner {
     parser.consume(handle);
     // Flowing, so that the end of the client's input is reported ('end').
     socket.resume();
-    this.headersTimer =
-      context.headersTimeoutMs > 0
-        ? setTimeout(this.onHeadersTimeout, context.headersTimeoutMs).unref()
-        : undefined;
+    this.armHeadersTimer();
+  }
+
+  private armHeadersTimer(): void {
+    const timeout = this.context.headersTimeoutMs;
+    if (timeout > 0) this.headersTimer = setTimeout(this.onHeadersTimeout, timeout).unref();
   }
 
   /** The listener drains: an idle connection closes now, a busy one after its response. */
@@ -177,7 +184,6 @@ export class FastConnection implements ResponseOwner {
     this.method = this.context.methods[method] ?? '';
     this.keepAlive = shouldKeepAlive;
     this.eligible =
-      this.begun === 1 &&
       versionMajor === 1 &&
       versionMinor === 1 &&
       !upgrade &&
@@ -195,7 +201,7 @@ export class FastConnection implements ResponseOwner {
     this.complete = true;
   };
 
-  /** After each read the parser consumed: serve, hold or hand off. */
+  /** After each read the parser consumed: serve, wait for the rest, hold or hand off. */
   private readonly onExecute = (ret: number | Error): void => {
     const { begun, complete, eligible } = this;
     this.begun = 0;
@@ -206,10 +212,22 @@ export class FastConnection implements ResponseOwner {
       this.hold();
       return;
     }
+    // Requests this read began or continued.
+    const requests = begun + (this.partial === undefined ? 0 : 1);
+    if (typeof ret !== 'number' || requests > 1) {
+      this.handOff(this.sinceRequestStart());
+      return;
+    }
     // A read of nothing but the CRLFs llhttp allows between requests.
-    if (begun === 0 && typeof ret === 'number') return;
-    if (typeof ret !== 'number' || begun !== 1 || !complete || !eligible) {
-      this.handOff(this.currentRead());
+    if (requests === 0) return;
+    if (!complete) {
+      (this.partial ??= []).push(this.currentRead());
+      // A later request's head: node:http's headersTimeout counts from its first byte.
+      if (this.headersTimer === undefined) this.armHeadersTimer();
+      return;
+    }
+    if (!eligible) {
+      this.handOff(this.sinceRequestStart());
       return;
     }
     this.serve();
@@ -223,9 +241,10 @@ export class FastConnection implements ResponseOwner {
     this.rawHeaders = undefined;
     // A request the guard refuses goes to node:http, which refuses it as it always did.
     if (context.guard.check(req) !== undefined) {
-      this.handOff(this.currentRead());
+      this.handOff(this.sinceRequestStart());
       return;
     }
+    this.partial = undefined;
     if (this.headersTimer !== undefined) {
       clearTimeout(this.headersTimer);
       this.headersTimer = undefined;
@@ -276,6 +295,15 @@ export class FastConnection implements ResponseOwner {
   /** The bytes of the read being parsed (only valid inside onExecute). */
   private currentRead(): Buffer {
     return (this.parser.getCurrentBuffer as () => Buffer).call(this.parser);
+  }
+
+  /** The bytes since the current request began: earlier reads of its head, and this one. */
+  private sinceRequestStart(): Buffer {
+    const partial = this.partial;
+    this.partial = undefined;
+    return partial === undefined
+      ? this.currentRead()
+      : Buffer.concat([...partial, this.currentRead()]);
   }
 
   /**
@@ -334,8 +362,11 @@ export class FastConnection implements ResponseOwner {
     answerClientError(error, this.socket, this.context.logger);
   };
 
+  /** Idle between requests (a head under way is the headers timeout's business). */
   private readonly onIdleTimeout = (): void => {
-    if (this.state === OPEN && this.response === undefined) this.socket.destroy();
+    if (this.state === OPEN && this.response === undefined && this.partial === undefined) {
+      this.socket.destroy();
+    }
   };
 
   private readonly onError = (): void => {
