@@ -42,6 +42,24 @@ const SCRIPTS: Script[] = [
     },
   },
   {
+    name: 'a first chunk too large to join the head, with a length',
+    run: (res) => {
+      res.writeHead(200, ['content-length', String(10_000 + 3)]);
+      res.write(Buffer.alloc(10_000, 120));
+      res.write(body('end'));
+      res.end();
+    },
+  },
+  {
+    name: 'a first chunk too large to join the head, chunked',
+    run: (res) => {
+      res.writeHead(200, []);
+      res.write(Buffer.alloc(10_000, 121));
+      res.write(body('tail'));
+      res.end();
+    },
+  },
+  {
     name: 'no length, empty body',
     run: (res) => {
       res.writeHead(200, []);

@@ -40,6 +40,8 @@ class ResponseStateError extends Error {
 const CONNECTION_CLOSE = /(?:^|\W)close(?:$|\W)/i;
 const TE_CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
 const LAST_CHUNK = '0\r\n';
+/** A first body chunk up to this size goes out in one write with the head (copied once). */
+const COALESCE_LIMIT = 4_096;
 const CRLF = '\r\n';
 
 let dateSecond = -1;
@@ -243,9 +245,24 @@ export class FastResponse implements ProxiedResponse {
     // A connection going away: 'close' follows (the writer waits for it, not for 'drain').
     if (socket.destroyed || socket.writableEnded) return false;
     if (!this.hasBody || chunk.length === 0) return true;
+    const head = this.head;
+    if (head !== undefined && chunk.length <= COALESCE_LIMIT) {
+      // The head and a small first chunk in one string, one write (the common small answer).
+      this.head = undefined;
+      const data = chunk.toString('latin1');
+      return socket.write(
+        this.chunked ? `${head}${chunk.length.toString(16)}\r\n${data}\r\n` : head + data,
+        'latin1',
+      );
+    }
+    if (!this.chunked) {
+      if (head === undefined) return socket.write(chunk);
+      this.cork();
+      this.flushHead();
+      return socket.write(chunk);
+    }
     this.cork();
     this.flushHead();
-    if (!this.chunked) return socket.write(chunk);
     socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
     socket.write(chunk);
     return socket.write(CRLF, 'latin1');
@@ -265,20 +282,31 @@ export class FastResponse implements ProxiedResponse {
     this.finished = true;
     const socket = this.socket;
     if (!socket.destroyed && !socket.writableEnded) {
-      this.cork();
-      this.flushHead();
-      if (chunk !== undefined && chunk.length > 0 && this.hasBody) {
-        if (this.chunked) {
-          socket.write(`${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n`);
-        } else {
-          socket.write(chunk);
-        }
-      }
-      if (this.chunked) socket.write(`${LAST_CHUNK}${this.trailers}${CRLF}`, 'latin1');
-      this.uncork();
+      if (chunk === undefined || chunk.length === 0 || !this.hasBody) this.writeRest();
+      else this.writeRestWith(chunk);
     }
     this.owner.responseFinished(this);
     return this;
+  }
+
+  /** What is left (the head, the last chunk) in one string, behind any corked writes. */
+  private writeRest(): void {
+    let rest = this.head ?? '';
+    this.head = undefined;
+    if (this.chunked) rest += `${LAST_CHUNK}${this.trailers}${CRLF}`;
+    if (rest.length > 0) this.socket.write(rest, 'latin1');
+    this.uncork();
+  }
+
+  /** The same with a body given to end() (error answers), written as UTF-8 like node:http. */
+  private writeRestWith(body: string): void {
+    const socket = this.socket;
+    this.cork();
+    this.flushHead();
+    if (this.chunked) socket.write(`${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n`);
+    else socket.write(body);
+    if (this.chunked) socket.write(`${LAST_CHUNK}${this.trailers}${CRLF}`, 'latin1');
+    this.uncork();
   }
 
   destroy(): this {
