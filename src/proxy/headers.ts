@@ -41,6 +41,9 @@ const RESPONSE_DROPPED = new Set([
   'trailer',
 ]);
 
+/** Lengths of the RESPONSE_DROPPED names (most response headers have none of them). */
+const RESPONSE_DROPPED_LENGTHS = new Set([...RESPONSE_DROPPED].map((name) => name.length));
+
 export const VIA_TOKEN = '1.1 anubis';
 
 /** Which client addresses may set X-Forwarded-* (built once from the config's CIDR list). */
@@ -233,10 +236,13 @@ export function buildResponseHeaders(rawHeaders: readonly (Buffer | string)[]): 
   let extra: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = latin1(rawHeaders[i] as Buffer | string);
-    const lower = name.toLowerCase();
-    if (RESPONSE_DROPPED.has(lower)) {
-      if (lower === 'connection') extra = connectionTokens(latin1(rawHeaders[i + 1] as Buffer));
-      continue;
+    // Only names as long as a dropped one are lower-cased and looked up.
+    if (RESPONSE_DROPPED_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (RESPONSE_DROPPED.has(lower)) {
+        if (lower === 'connection') extra = connectionTokens(latin1(rawHeaders[i + 1] as Buffer));
+        continue;
+      }
     }
     out.push(name, latin1(rawHeaders[i + 1] as Buffer | string));
   }

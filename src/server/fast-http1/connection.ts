@@ -25,6 +25,7 @@
  * node:http does (the response in flight is cut).
  */
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../logging/logger.js';
 import type { LlhttpParser, LlhttpParserClass, StreamHandle } from '../../upstream/http1/llhttp.js';
 import { answerClientError, answerInternalError } from '../client-limits.js';
@@ -86,6 +87,8 @@ export class FastConnection implements ResponseOwner {
   /** Runs while a request head is awaited (from connect, or from a later head's first byte). */
   private headersTimer: NodeJS.Timeout | undefined = undefined;
   private idleTimer: NodeJS.Timeout | undefined = undefined;
+  /** When the last response finished (performance.now()), for the keep-alive timeout. */
+  private idleSince = 0;
 
   /** Reads of a request head not complete yet (it began in the first of them). */
   private partial: Buffer[] | undefined = undefined;
@@ -280,14 +283,15 @@ export class FastConnection implements ResponseOwner {
       return;
     }
     if (this.keepAliveTimeoutMs <= 0) return;
-    if (this.idleTimer === undefined) {
-      this.idleTimer = setTimeout(
-        this.onIdleTimeout,
-        this.keepAliveTimeoutMs + KEEP_ALIVE_GRACE_MS,
-      ).unref();
-    } else {
-      this.idleTimer.refresh();
-    }
+    // The timer is armed once and checks the idle time when it fires (a read of the clock
+    // per response is cheaper than re-arming a timer).
+    this.idleSince = performance.now();
+    this.idleTimer ??= setTimeout(this.onIdleTimeout, this.idleLimitMs()).unref();
+  }
+
+  /** How long a keep-alive connection may stay idle: the advertised timeout plus grace. */
+  private idleLimitMs(): number {
+    return this.keepAliveTimeoutMs + KEEP_ALIVE_GRACE_MS;
   }
 
   // ---- leaving the fast path ---------------------------------------------------------------
@@ -362,11 +366,22 @@ export class FastConnection implements ResponseOwner {
     answerClientError(error, this.socket, this.context.logger);
   };
 
-  /** Idle between requests (a head under way is the headers timeout's business). */
+  /**
+   * Idle between requests for the whole limit: closed. Busy, or a head under way (the
+   * headers timeout's business): checked again a full limit later; idle for part of it:
+   * checked again when the limit would run out.
+   */
   private readonly onIdleTimeout = (): void => {
-    if (this.state === OPEN && this.response === undefined && this.partial === undefined) {
+    this.idleTimer = undefined;
+    if (this.state !== OPEN) return;
+    const limit = this.idleLimitMs();
+    const busy = this.response !== undefined || this.partial !== undefined;
+    const idleFor = busy ? 0 : performance.now() - this.idleSince;
+    if (idleFor >= limit) {
       this.socket.destroy();
+      return;
     }
+    this.idleTimer = setTimeout(this.onIdleTimeout, limit - idleFor).unref();
   };
 
   private readonly onError = (): void => {
