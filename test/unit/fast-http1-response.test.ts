@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, Socket, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import type { ProxiedResponse } from '../../src/proxy/client-messages.js';
 import { FastResponse } from '../../src/server/fast-http1/response.js';
@@ -356,4 +356,25 @@ test('FastResponse: a write to a slow client returns false and drain resumes it'
   } finally {
     await new Promise((resolve) => server.close(resolve));
   }
+});
+
+test('FastResponse: after its connection closed, writes return false and close is told once', () => {
+  const socket = new Socket();
+  let finished = 0;
+  let closes = 0;
+  const res = new FastResponse(
+    { socket, keepAliveTimeoutMs: 5_000, responseFinished: () => finished++ },
+    false,
+    true,
+  );
+  res.on('close', () => closes++);
+  res.writeHead(200, ['content-length', '3']);
+  res.emitClose();
+  res.emitClose();
+  assert.equal(closes, 1);
+  assert.equal(res.write(Buffer.from('abc')), false);
+  res.end();
+  assert.equal(finished, 0, 'an answer cut by its connection is not reported as finished');
+  assert.throws(() => res.on('close', () => {}), { code: 'ERR_INVALID_ARG_VALUE' });
+  socket.destroy();
 });

@@ -1,12 +1,19 @@
 /**
  * The version gate in front of Node's internal llhttp binding (src/upstream/http1/llhttp.ts):
  * this Node's parser passes it, and a binding missing anything the client uses is refused
- * (anubis then gives every pool undici, src/upstream/backend.ts).
+ * (anubis then gives every pool undici, src/upstream/backend.ts); the same for the listener's
+ * fast path (src/server/fast-http1/front.ts; node:http then serves every request).
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
-import { checkedParserClass, loadLlhttp } from '../../src/upstream/http1/llhttp.js';
+import {
+  checkedParserClass,
+  loadLlhttp,
+  loadLlhttpMethods,
+  type LlhttpParserClass,
+} from '../../src/upstream/http1/llhttp.js';
+import { checkedFastPathRuntime, fastPathRuntime } from '../../src/server/fast-http1/front.js';
 import { upstreamClientKind } from '../../src/upstream/backend.js';
 
 const real = createRequire(import.meta.url)('node:_http_common') as { HTTPParser: unknown };
@@ -61,4 +68,24 @@ void test('a binding missing a constant, a callback slot or a method is refused'
 void test('the copy used above passes the gate when nothing is taken away', () => {
   // Guards the test itself: `without` must only remove what it is told to.
   assert.notEqual(checkedParserClass(without('unrelatedName', false)), undefined);
+});
+
+void test("the fast path's gate: this Node passes; a missing request parser member or piece is refused", () => {
+  const methods = loadLlhttpMethods();
+  assert.ok(methods?.includes('GET') === true && methods.includes('DELETE'));
+  assert.notEqual(fastPathRuntime(), undefined);
+  const ok = checkedParserClass(real) as LlhttpParserClass;
+  assert.notEqual(checkedFastPathRuntime(ok, methods, true), undefined);
+  for (const [member, onPrototype] of [
+    ['REQUEST', false],
+    ['kOnMessageBegin', false],
+    ['getCurrentBuffer', true],
+  ] as const) {
+    const parser = checkedParserClass(without(member, onPrototype));
+    assert.notEqual(parser, undefined, `${member} is not the client's business`);
+    assert.equal(checkedFastPathRuntime(parser, methods, true), undefined, member);
+  }
+  assert.equal(checkedFastPathRuntime(undefined, methods, true), undefined);
+  assert.equal(checkedFastPathRuntime(ok, undefined, true), undefined);
+  assert.equal(checkedFastPathRuntime(ok, methods, false), undefined, 'no header merging');
 });

@@ -34,20 +34,27 @@ let runtime: FastPathRuntime | null | undefined;
  * Node lacks any of it: the listener then runs on node:http alone.
  */
 export function fastPathRuntime(): FastPathRuntime | undefined {
-  if (runtime !== undefined) return runtime ?? undefined;
-  const parserClass = loadLlhttp();
-  const methods = loadLlhttpMethods();
-  const proto = parserClass?.prototype as { getCurrentBuffer?: unknown } | undefined;
-  runtime =
-    parserClass !== undefined &&
-    methods !== undefined &&
-    headerMergingAvailable &&
-    typeof parserClass.REQUEST === 'number' &&
-    typeof parserClass.kOnMessageBegin === 'number' &&
-    typeof proto?.getCurrentBuffer === 'function'
-      ? { parserClass: parserClass as FastPathRuntime['parserClass'], methods }
-      : null;
+  runtime ??=
+    checkedFastPathRuntime(loadLlhttp(), loadLlhttpMethods(), headerMergingAvailable) ?? null;
   return runtime ?? undefined;
+}
+
+/** The runtime made of these pieces if each has every member the fast path uses. */
+export function checkedFastPathRuntime(
+  parserClass: LlhttpParserClass | undefined,
+  methods: readonly string[] | undefined,
+  headerMerging: boolean,
+): FastPathRuntime | undefined {
+  if (parserClass === undefined || methods === undefined || !headerMerging) return undefined;
+  const proto = parserClass.prototype as { getCurrentBuffer?: unknown } | undefined;
+  if (
+    typeof parserClass.REQUEST !== 'number' ||
+    typeof parserClass.kOnMessageBegin !== 'number' ||
+    typeof proto?.getCurrentBuffer !== 'function'
+  ) {
+    return undefined;
+  }
+  return { parserClass: parserClass as FastPathRuntime['parserClass'], methods };
 }
 
 export interface FastHttp1FrontOptions {

@@ -77,6 +77,8 @@ export class FastResponse implements ProxiedResponse {
   /** The connection closes after this response. */
   last = false;
   finished = false;
+  /** The connection closed before end(). */
+  private closed = false;
 
   private readonly owner: ResponseOwner;
   private readonly socket: Socket;
@@ -238,6 +240,8 @@ export class FastResponse implements ProxiedResponse {
 
   write(chunk: Buffer): boolean {
     if (this.finished) {
+      // The connection closed under it: the writer hears of it through 'close'.
+      if (this.closed) return false;
       throw new ResponseStateError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
     }
     if (!this.headersSent) this.writeHead(200);
@@ -350,6 +354,7 @@ export class FastResponse implements ProxiedResponse {
   emitClose(): void {
     if (this.finished) return;
     this.finished = true;
+    this.closed = true;
     this.closeListener?.();
   }
 
