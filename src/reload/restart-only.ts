@@ -26,6 +26,11 @@ export function restartOnlyChanges(current: Config, next: Config): string[] {
     const was = configuredKind(before);
     const now = configuredKind(listener);
     if (was !== now) changed.push(`listeners[${index}] (${address}: ${was} → ${now})`);
+    else if (before.fastPath !== listener.fastPath) {
+      changed.push(
+        `listeners[${index}].fastPath (${address}: ${before.fastPath} → ${listener.fastPath})`,
+      );
+    }
   }
   return changed;
 }

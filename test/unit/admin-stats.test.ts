@@ -294,6 +294,18 @@ void test('reload names the changed settings that need a restart', () => {
     ['listeners[0] (127.0.0.1:8080: http → tcp)'],
     'a listener kept at its address whose kind changed; a new address is no restart',
   );
+  const noFastPath = validateConfig(
+    {
+      ...base,
+      workers: 2,
+      admin: { address: '127.0.0.1:9090' },
+      listeners: [{ ...base.listeners[0], fastPath: false }],
+    },
+    't',
+  );
+  assert.deepEqual(restartOnlyChanges(current, noFastPath), [
+    'listeners[0].fastPath (127.0.0.1:8080: true → false)',
+  ]);
 });
 
 void test('reloads run one after the other, even when one fails', async () => {
