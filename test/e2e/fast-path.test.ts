@@ -337,3 +337,26 @@ test('draining: an idle fast connection closes, one in flight ends with Connecti
   assert.ok(answer.text.endsWith('slow'));
   assert.ok(answer.closed);
 });
+
+test('a connection refused by the cap that resets does not take anubis down', async (t) => {
+  const backend = await startPathBackend();
+  const lb = await startAnubis([backend.url], {}, { limits: { maxConnections: 1 } });
+  t.after(async () => {
+    await lb.close();
+    await backend.close();
+  });
+  const port = portOf(lb);
+  const held = await openRaw(port);
+  t.after(() => held.destroy());
+  for (let i = 0; i < 3; i++) {
+    const refused = await openRaw(port);
+    refused.on('error', () => {});
+    refused.write('GET /len HTTP/1.1\r\nHost: x\r\n\r\n');
+    await once(refused, 'data');
+    refused.resetAndDestroy();
+  }
+  await sleep(200);
+  held.write('GET /len HTTP/1.1\r\nHost: x\r\n\r\n');
+  const [answer] = (await once(held, 'data')) as [Buffer];
+  assert.match(answer.toString('latin1'), /^HTTP\/1\.1 200 /);
+});

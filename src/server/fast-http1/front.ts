@@ -57,6 +57,10 @@ export function checkedFastPathRuntime(
   return { parserClass: parserClass as FastPathRuntime['parserClass'], methods };
 }
 
+function destroySocket(this: Socket): void {
+  this.destroy();
+}
+
 export interface FastHttp1FrontOptions {
   readonly runtime: FastPathRuntime;
   /** node:http server the connections the fast path does not serve go to. */
@@ -88,8 +92,12 @@ export class FastHttp1Front {
     };
     // As node:http's own server: half-open sockets (a client's FIN is handled, not automatic).
     this.server = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
-      // Refused by the connection cap (its 503 is on the way): nothing it sends is read.
-      if (socket.writableEnded) return;
+      // Refused by the connection cap (its 503 is on the way): nothing it sends is read, and
+      // a reset only ends it.
+      if (socket.writableEnded) {
+        socket.on('error', destroySocket);
+        return;
+      }
       const connection = FastConnection.accept(socket, context);
       if (connection !== undefined) this.connections.add(connection);
     });
