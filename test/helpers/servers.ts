@@ -2,6 +2,7 @@
  * Test backends on ephemeral loopback ports. Every helper returns something with close();
  * tests close what they start (t.after / finally).
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -89,13 +90,48 @@ export async function startRawBackend(
   };
 }
 
-/** A port that was free a moment ago (for "connection refused" backends). */
-export async function freePort(): Promise<number> {
+/** The first port the kernel hands out for `listen(0)` and outgoing connections. */
+function ephemeralPortsStart(): number {
+  try {
+    const first = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    );
+    return Number.isInteger(first) && first > 0 ? first : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+const BELOW_EPHEMERAL = ephemeralPortsStart();
+
+/** Binds 127.0.0.1:port (0: any) and closes it again; the port, or undefined if taken. */
+async function bindAndRelease(port: number): Promise<number | undefined> {
   const server = createTcpServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const bound = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (!bound) return undefined;
+  const { port: actual } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return actual;
+}
+
+/**
+ * A port that was free a moment ago (for a process a test starts later, or a "connection
+ * refused" backend). It is drawn below the kernel's ephemeral range when there is room, so
+ * that no `listen(0)` and no outgoing connection of a test running alongside can take it
+ * between this check and its use.
+ */
+export async function freePort(): Promise<number> {
+  if (BELOW_EPHEMERAL > 12_000) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const candidate = BELOW_EPHEMERAL - 10_000 + Math.floor(Math.random() * 10_000);
+      const port = await bindAndRelease(candidate);
+      if (port !== undefined) return port;
+    }
+  }
+  return (await bindAndRelease(0)) as number;
 }
 
 /**
