@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { HttpListener } from '../../src/server/http-listener.js';
@@ -70,6 +70,23 @@ async function startPathBackend(): Promise<TestServer & { aborted: () => number 
     });
   });
   return Object.assign(backend, { aborted: () => aborted });
+}
+
+/**
+ * The path backend and an anubis in front of it (`extra`: top-level config keys), both
+ * closed after the test.
+ */
+async function startRig(
+  t: TestContext,
+  extra: Record<string, unknown> = {},
+): Promise<{ backend: Awaited<ReturnType<typeof startPathBackend>>; lb: RunningAnubis }> {
+  const backend = await startPathBackend();
+  const lb = await startAnubis([backend.url], {}, extra);
+  t.after(async () => {
+    await lb.close();
+    await backend.close();
+  });
+  return { backend, lb };
 }
 
 /**
@@ -173,12 +190,7 @@ test('the fast path answers byte for byte what node:http answers', async (t) => 
 });
 
 test('pipelined, split and mixed requests reach node:http intact and in order', async (t) => {
-  const backend = await startPathBackend();
-  const lb = await startAnubis([backend.url]);
-  t.after(async () => {
-    await lb.close();
-    await backend.close();
-  });
+  const { lb } = await startRig(t);
   const port = portOf(lb);
   const nodeHttp = countNodeHttpRequests(lb);
   const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
@@ -239,12 +251,7 @@ test('pipelined, split and mixed requests reach node:http intact and in order', 
 });
 
 test('a request pipelined behind a response in flight is answered after it', async (t) => {
-  const backend = await startPathBackend();
-  const lb = await startAnubis([backend.url]);
-  t.after(async () => {
-    await lb.close();
-    await backend.close();
-  });
+  const { lb } = await startRig(t);
   const socket = await openRaw(portOf(lb));
   t.after(() => socket.destroy());
   let text = '';
@@ -258,12 +265,7 @@ test('a request pipelined behind a response in flight is answered after it', asy
 });
 
 test('a client leaving mid-response stops the upstream request', async (t) => {
-  const backend = await startPathBackend();
-  const lb = await startAnubis([backend.url]);
-  t.after(async () => {
-    await lb.close();
-    await backend.close();
-  });
+  const { backend, lb } = await startRig(t);
   const socket = await openRaw(portOf(lb));
   socket.write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\n');
   await once(socket, 'data');
@@ -277,17 +279,8 @@ test('a client leaving mid-response stops the upstream request', async (t) => {
 });
 
 test('fast-path timeouts: an idle keep-alive connection closes, a silent one gets 408', async (t) => {
-  const backend = await startPathBackend();
-  const lb = await startAnubis(
-    [backend.url],
-    {},
-    {
-      limits: { keepAliveTimeout: '1s', headersTimeout: '400ms' },
-    },
-  );
-  t.after(async () => {
-    await lb.close();
-    await backend.close();
+  const { lb } = await startRig(t, {
+    limits: { keepAliveTimeout: '1s', headersTimeout: '400ms' },
   });
   const port = portOf(lb);
   // keepAliveTimeout plus node:http's one-second grace.
@@ -339,12 +332,7 @@ test('draining: an idle fast connection closes, one in flight ends with Connecti
 });
 
 test('a connection refused by the cap that resets does not take anubis down', async (t) => {
-  const backend = await startPathBackend();
-  const lb = await startAnubis([backend.url], {}, { limits: { maxConnections: 1 } });
-  t.after(async () => {
-    await lb.close();
-    await backend.close();
-  });
+  const { lb } = await startRig(t, { limits: { maxConnections: 1 } });
   const port = portOf(lb);
   const held = await openRaw(port);
   t.after(() => held.destroy());
