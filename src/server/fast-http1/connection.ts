@@ -265,19 +265,15 @@ export class FastConnection implements ResponseOwner {
     if (response !== this.response) return;
     this.response = undefined;
     if (this.state !== OPEN) return;
-    // After `Connection: close`, requests pipelined behind it are not answered (RFC 9112 §9.6).
-    if (response.last) {
-      this.state = CLOSED;
-      endThenDestroy(this.socket);
-      return;
-    }
-    if (this.held !== undefined) {
-      const held = this.held;
-      this.held = undefined;
+    // Pipelined bytes go to node:http, unless the answer said `Connection: close`: requests
+    // behind it are not answered (RFC 9112 §9.6). A draining listener closes the rest.
+    const held = this.held;
+    this.held = undefined;
+    if (held !== undefined && !response.last) {
       this.handOff(held);
       return;
     }
-    if (this.closing) {
+    if (response.last || this.closing) {
       this.state = CLOSED;
       endThenDestroy(this.socket);
       return;

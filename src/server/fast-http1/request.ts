@@ -38,7 +38,6 @@ export class FastRequest implements BodilessRequest {
   readonly bodiless = true;
   readonly httpVersion = '1.1';
   readonly httpVersionMajor = 1;
-  readonly httpVersionMinor = 1;
   readonly method: string;
   url: string;
   readonly rawHeaders: string[];

@@ -62,14 +62,12 @@ function uncorkNT(response: FastResponse): void {
   response.uncork();
 }
 
-/** What the headers given to writeHead said about framing and the connection. */
-interface HeadState {
-  connection: boolean;
-  contentLength: boolean;
-  transferEncoding: boolean;
-  date: boolean;
-  trailer: boolean;
-}
+// Which headers writeHead was given (bits of FastResponse.given): framing and connection.
+const GIVEN_CONNECTION = 1;
+const GIVEN_CONTENT_LENGTH = 2;
+const GIVEN_TRANSFER_ENCODING = 4;
+const GIVEN_DATE = 8;
+const GIVEN_TRAILER = 16;
 
 export class FastResponse implements ProxiedResponse {
   headersSent = false;
@@ -88,6 +86,8 @@ export class FastResponse implements ProxiedResponse {
   private chunked = false;
   private defaultKeepAlive = true;
   private trailers = '';
+  /** GIVEN_* bits of the headers given to writeHead (no object per response). */
+  private given = 0;
   private corked = false;
   private closeListener: (() => void) | undefined = undefined;
   private drainListener: (() => void) | undefined = undefined;
@@ -140,28 +140,23 @@ export class FastResponse implements ProxiedResponse {
     headers: OutgoingHttpHeaders | OutgoingHttpHeader[] | undefined,
     contentLength?: number,
   ): void {
-    const state: HeadState = {
-      connection: false,
-      contentLength: false,
-      transferEncoding: false,
-      date: false,
-      trailer: false,
-    };
+    this.given = 0;
     let head = statusLine;
     if (Array.isArray(headers)) {
       for (let i = 0; i < headers.length; i += 2) {
-        head += this.headerLines(state, headers[i] as string, headers[i + 1]);
+        head += this.headerLines(headers[i] as string, headers[i + 1]);
       }
     } else if (headers !== undefined) {
-      for (const name of Object.keys(headers)) head += this.headerLines(state, name, headers[name]);
+      for (const name of Object.keys(headers)) head += this.headerLines(name, headers[name]);
     }
-    if (!state.date) head += `Date: ${utcDate()}\r\n`;
+    const given = this.given;
+    if ((given & GIVEN_DATE) === 0) head += `Date: ${utcDate()}\r\n`;
     if (this.chunked && !this.hasBody) {
       // A Transfer-Encoding given on a 204/304: no zero chunk, and the connection closes.
       this.chunked = false;
       this.shouldKeepAlive = false;
     }
-    if (!state.connection) {
+    if ((given & GIVEN_CONNECTION) === 0) {
       if (this.shouldKeepAlive) {
         head += 'Connection: keep-alive\r\n';
         const timeout = this.owner.keepAliveTimeoutMs;
@@ -173,7 +168,7 @@ export class FastResponse implements ProxiedResponse {
         head += 'Connection: close\r\n';
       }
     }
-    if (!state.contentLength && !state.transferEncoding) {
+    if ((given & (GIVEN_CONTENT_LENGTH | GIVEN_TRANSFER_ENCODING)) === 0) {
       if (!this.hasBody) this.chunked = false;
       else if (contentLength !== undefined) head += `Content-Length: ${contentLength}\r\n`;
       else {
@@ -181,31 +176,27 @@ export class FastResponse implements ProxiedResponse {
         this.chunked = true;
       }
     }
-    if (!this.chunked && state.trailer) {
+    if (!this.chunked && (given & GIVEN_TRAILER) !== 0) {
       throw new ResponseStateError('ERR_HTTP_TRAILER_INVALID', 'Trailer without chunked body');
     }
     this.head = head + CRLF;
   }
 
   /** `name: value` lines of one header (several for an array value), as node:http does. */
-  private headerLines(
-    state: HeadState,
-    name: string,
-    value: OutgoingHttpHeader | undefined,
-  ): string {
+  private headerLines(name: string, value: OutgoingHttpHeader | undefined): string {
     validateHeaderName(name);
     if (Array.isArray(value)) {
       if (value.length < 2 || name.toLowerCase() !== 'cookie') {
         let lines = '';
-        for (const item of value) lines += this.headerLine(state, name, item);
+        for (const item of value) lines += this.headerLine(name, item);
         return lines;
       }
-      return this.headerLine(state, name, value.join('; '));
+      return this.headerLine(name, value.join('; '));
     }
-    return this.headerLine(state, name, value);
+    return this.headerLine(name, value);
   }
 
-  private headerLine(state: HeadState, name: string, value: unknown): string {
+  private headerLine(name: string, value: unknown): string {
     // node:http's validator (its types say string; it checks any value, undefined included).
     validateHeaderValue(name, value as string);
     const text = String(value);
@@ -213,22 +204,22 @@ export class FastResponse implements ProxiedResponse {
     if (length >= 4 && length <= 17) {
       switch (name.toLowerCase()) {
         case 'connection':
-          state.connection = true;
+          this.given |= GIVEN_CONNECTION;
           if (CONNECTION_CLOSE.test(text)) this.last = true;
           else this.shouldKeepAlive = true;
           break;
         case 'transfer-encoding':
-          state.transferEncoding = true;
+          this.given |= GIVEN_TRANSFER_ENCODING;
           if (TE_CHUNKED.test(text)) this.chunked = true;
           break;
         case 'content-length':
-          state.contentLength = true;
+          this.given |= GIVEN_CONTENT_LENGTH;
           break;
         case 'date':
-          state.date = true;
+          this.given |= GIVEN_DATE;
           break;
         case 'trailer':
-          state.trailer = true;
+          this.given |= GIVEN_TRAILER;
           break;
         case 'keep-alive':
           this.defaultKeepAlive = false;
