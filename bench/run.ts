@@ -12,7 +12,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildForBench } from './lib/build.js';
-import { WRK } from './lib/load.js';
+import { poissonTool, WRK } from './lib/load.js';
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from './lib/options.js';
 import { HAPROXY, NGINX, type BenchContext } from './lib/peers.js';
 import { stopAllProcesses, TASKSET } from './lib/procs.js';
@@ -86,6 +86,12 @@ async function main(): Promise<number> {
     );
   if (WRK === undefined)
     notes.push('wrk not installed: autocannon generates the load (slower; lower ceilings)');
+  // Compiled here (not in the middle of a case), so a compile error stops the run at once.
+  const poisson = poissonTool();
+  if (poisson === undefined)
+    notes.push(
+      "gcc not installed: small-paced-50 uses wrk's random ms pauses (clumped arrivals, not Poisson; its target is only reported)",
+    );
   if (NGINX === undefined) notes.push('nginx not installed: Node backend, no nginx peer');
   if (HAPROXY === undefined) notes.push('haproxy not installed: no HAProxy peer');
 
@@ -105,10 +111,14 @@ async function main(): Promise<number> {
     nginx: versionOf(NGINX, ['-v']),
     haproxy: versionOf(HAPROXY, ['-v']),
     load: WRK !== undefined ? versionOf(WRK, ['-v']) : 'autocannon',
+    arrivals:
+      poisson !== undefined
+        ? 'small-paced-50: bench/tools/poisson-load.c (open loop, Poisson)'
+        : "small-paced-50: wrk's ms pauses (no gcc)",
     // The 1-minute load average when the run started: how busy the machine was.
     loadAverage: loadavg()[0]?.toFixed(1) ?? '?',
     pinning: pinned
-      ? 'proxy on CPU 0; wrk, backends, bench on CPU 1; workers auto unpinned'
+      ? 'proxy on CPU 0; wrk or poisson-load, backends, bench on CPU 1; workers auto unpinned'
       : 'none',
   };
   let results: BenchResults = { startedAt, quick: options.quick, machine, notes };

@@ -34,7 +34,9 @@ export const BENCH_HELP = `npm run bench -- [options]
                           small-ka-50, small-paced-50, post-64k, get-1m; TCP small-ka-50; balancing against
                           nginx least_conn and HAProxy leastconn/random(2) only, no warm-up
   --only LIST             comma-separated sections: ${SECTIONS.join(', ')}
-  --cases LIST            throughput case ids (small-ka-50, small-paced-50, small-burst-50, small-ka-256, no-keepalive, post-64k, get-1m)
+  --cases LIST            throughput case ids (small-ka-50, small-paced-50, small-clumped-50, small-burst-50,
+                          small-ka-256, no-keepalive, post-64k, get-1m); small-paced-50 is Poisson
+                          arrivals from bench/tools/poisson-load.c (needs gcc, else wrk's ms pauses)
   --duration S            seconds per throughput run (quick 1, full 5)
   --repeats N             interleaved repetitions per configuration (quick 2, full 3)
   --warmup S              warm-up seconds per Node peer before each case (quick 1, full 2)
