@@ -189,6 +189,23 @@ test('the fast path answers byte for byte what node:http answers', async (t) => 
   assert.equal(nodeHttpOnFast(), 4);
 });
 
+test('a Connection: close answer through the proxy is whole and ends with a FIN', async (t) => {
+  const { lb } = await startRig(t);
+  const socket = await openRaw(portOf(lb));
+  t.after(() => socket.destroy());
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  // `once` rejects on 'error': a reset instead of an end fails the test.
+  const ended = once(socket, 'end');
+  socket.write('GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  await ended;
+  const answer = Buffer.concat(chunks).toString('latin1');
+  assert.match(
+    answer,
+    /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\nConnection: close\r\n[\s\S]*GET \/hello $/,
+  );
+});
+
 test('pipelined, split and mixed requests reach node:http intact and in order', async (t) => {
   const { lb } = await startRig(t);
   const port = portOf(lb);

@@ -95,6 +95,12 @@ export class FastConnection implements ResponseOwner {
 
   // What the parser saw during the current read (reset by onExecute).
   private begun = 0;
+  /**
+   * A request head was completed. For a request the fast path serves, that is the whole
+   * request: it has no body, so llhttp completes the message right after its head (and
+   * anubis needs no message-complete callback, one call from C++ fewer per request); any
+   * other request is handed off whole.
+   */
   private complete = false;
   private eligible = false;
   private keepAlive = false;
@@ -126,7 +132,6 @@ export class FastConnection implements ResponseOwner {
     parser[Parser.kOnHeaders] = this.onHeaders;
     parser[Parser.kOnHeadersComplete] = this.onHeadersComplete;
     parser[Parser.kOnBody] = this.onBody;
-    parser[Parser.kOnMessageComplete] = this.onMessageComplete;
     parser[Parser.kOnExecute] = this.onExecute;
     socket.on('error', this.onError);
     socket.on('end', this.onEnd);
@@ -184,6 +189,7 @@ export class FastConnection implements ResponseOwner {
     this.rawHeaders = raw;
     const target = url === undefined || url === '' ? this.pendingUrl : url;
     this.url = target;
+    this.complete = true;
     this.method = this.context.methods[method] ?? '';
     this.keepAlive = shouldKeepAlive;
     this.eligible =
@@ -198,10 +204,6 @@ export class FastConnection implements ResponseOwner {
 
   private readonly onBody = (): void => {
     this.eligible = false;
-  };
-
-  private readonly onMessageComplete = (): void => {
-    this.complete = true;
   };
 
   /** After each read the parser consumed: serve, wait for the rest, hold or hand off. */
@@ -275,7 +277,12 @@ export class FastConnection implements ResponseOwner {
     }
     if (response.last || this.closing) {
       this.state = CLOSED;
-      endThenDestroy(this.socket);
+      const socket = this.socket;
+      // The answer is all with the kernel and the client sent nothing more: closing now puts
+      // the FIN right behind it (as nginx closes when it has no reason to linger), without a
+      // shutdown request and the loop turn it waits for.
+      if (!this.closing && held === undefined && socket.writableLength === 0) socket.destroy();
+      else endThenDestroy(socket);
       return;
     }
     if (this.keepAliveTimeoutMs <= 0) return;
