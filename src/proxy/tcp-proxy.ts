@@ -8,11 +8,18 @@
  *      of the pool; the connect time is the backend's latency sample (least-time);
  *   2. on a connect failure or timeout, pick another backend, up to `connectAttempts` tries
  *      in all; when none is left the client is disconnected;
- *   3. once connected, pipe both ways. `pipe()` gives back-pressure: a full socket on one
- *      side pauses reading on the other, so anubis holds at most one socket buffer
- *      (highWaterMark, 16 KiB by default, plus the kernel's) per direction, whatever the
- *      speeds. Half-close passes through: a client that shuts down its sending side still
- *      gets the rest of the backend's answer (both sockets are allowHalfOpen);
+ *   3. once connected, forward both ways with back-pressure: a full socket on one side
+ *      pauses reading on the other, so anubis holds at most one socket buffer
+ *      (highWaterMark, 16 KiB by default, plus the kernel's and one read) per direction,
+ *      whatever the speeds. Client to backend is a `pipe()`. Backend to client (downloads,
+ *      the larger direction) reads into one reused 64 KiB buffer per connection (`onread`),
+ *      which is written to the client at once: when the kernel took the whole write, the
+ *      next read reuses the buffer; when part of it waits in the socket, the next read gets a
+ *      new buffer. So a download costs no allocation per read while the client keeps up
+ *      (pipe()'s stream allocates one per read: 1.3–1.4 against 1.0–1.1 GB/s for 1 MiB
+ *      answers in a bare Node proxy). Half-close passes through: a client that shuts down
+ *      its sending side still gets the rest of the backend's answer, and the backend's end
+ *      ends the client's side (both sockets are allowHalfOpen);
  *   4. the session ends when both sockets are closed; an error or reset on one side, or
  *      `idleTimeout` with no byte in either direction, destroys both.
  *
@@ -52,6 +59,21 @@ export interface TcpProxyOptions {
 }
 
 function ignore(): void {}
+
+/** Size of the buffer a backend's bytes are read into (Node's own read size). */
+const READ_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * The buffer for a socket's next read when the last one was written from `current`: the
+ * same, if nothing written is still waiting in userland (`pendingBytes`, the writer's
+ * `writableLength`: a write Node could not finish keeps pointing into its buffer), else a
+ * new one.
+ */
+export function readBufferFor(current: Buffer | undefined, pendingBytes: number): Buffer {
+  return current !== undefined && pendingBytes === 0
+    ? current
+    : Buffer.allocUnsafe(READ_BUFFER_BYTES);
+}
 
 /** How often the byte counters of open connections are brought up to date. */
 const BYTE_COUNTER_INTERVAL_MS = 1_000;
@@ -193,6 +215,10 @@ class TcpSession implements PickContext {
   /** Upstream bytes read / written already added to the backend's counters. */
   private countedIn = 0;
   private countedOut = 0;
+  /** What the backend's bytes are read into; replaced when the client still holds a part. */
+  private readBuffer: Buffer | undefined;
+  /** The backend's reads are paused until the client drains. */
+  private awaitingDrain = false;
 
   constructor(proxy: TcpProxy, client: Socket) {
     this.proxy = proxy;
@@ -232,7 +258,13 @@ class TcpSession implements PickContext {
     registerSession(backend, this);
     backend.requestStarted();
     const { host, port } = tcpTarget(backend.url);
-    const upstream = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const upstream = connect({
+      host,
+      port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: { buffer: this.nextReadBuffer, callback: this.onUpstreamBytes },
+    });
     this.upstream = upstream;
     this.openSockets++;
     this.connectStartedAt = performance.now();
@@ -257,12 +289,44 @@ class TcpSession implements PickContext {
       return;
     }
     client.pipe(upstream);
-    upstream.pipe(client);
+    client.on('drain', this.onClientDrain);
+    upstream.on('end', this.onUpstreamEnd);
     const idle = this.proxy.options.idleTimeoutMs;
     if (idle > 0) {
       client.setTimeout(idle, this.onIdle);
       upstream.setTimeout(idle, this.onIdle);
     }
+  };
+
+  /**
+   * The buffer the backend's next read goes into: the same one, unless bytes of the last
+   * read still wait in the client's socket (they are written from that buffer, not copied).
+   */
+  private readonly nextReadBuffer = (): Buffer =>
+    (this.readBuffer = readBufferFor(this.readBuffer, this.client.writableLength));
+
+  /** Bytes from the backend: on to the client; false pauses the backend's reads. */
+  private readonly onUpstreamBytes = (length: number, buffer: Buffer): boolean => {
+    const client = this.client;
+    if (!client.writable) {
+      // The client is gone or closed its receiving side: nobody takes the rest.
+      this.upstream?.destroy();
+      return false;
+    }
+    if (client.write(buffer.subarray(0, length))) return true;
+    this.awaitingDrain = true;
+    return false;
+  };
+
+  private readonly onClientDrain = (): void => {
+    if (!this.awaitingDrain) return;
+    this.awaitingDrain = false;
+    this.upstream?.resume();
+  };
+
+  /** The backend finished sending: so does anubis, towards the client (half-close). */
+  private readonly onUpstreamEnd = (): void => {
+    if (this.client.writable) this.client.end();
   };
 
   /** The connect attempt failed (error or timeout): try another backend. */

@@ -1,8 +1,9 @@
 // TCP mode (layer 4) through real sockets: echo, balancing and counters, a backend dying
 // mid-stream, retry on connect failure, connection limit, idle timeout, half-close, drain,
-// back-pressure towards a slow reader, a large transfer in bounded memory, counters in the
+// back-pressure towards a slow reader, a download intact through a slow reader, a large transfer in bounded memory, counters in the
 // admin API and /metrics, and connections to removed backends drained then cut.
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
@@ -269,6 +270,42 @@ void test('back-pressure: a client that does not read stops the backend, anubis 
   assert.equal(written, stalledAt);
   assert.ok(written < 64 * 1024 * 1024, `backend wrote ${written} bytes into a non-reading client`);
   client.destroy();
+});
+
+void test('a download reaches a slow reader intact, byte for byte', async (t) => {
+  // Backend to client, anubis reads into one buffer it reuses while the client keeps up and
+  // replaces while part of a read still waits in the client's socket: a slow reader makes
+  // both happen many times, and any byte overwritten before it was sent shows here.
+  const total = 48 * 1024 * 1024;
+  const data = randomBytes(total);
+  const backend = await startTcpBackend('download', (socket) => {
+    socket.end(data);
+  });
+  const { lb, port, pool } = await startTcpAnubis([backend.url]);
+  t.after(async () => {
+    await lb.close(500);
+    await backend.close();
+  });
+  const client = connect({ host: '127.0.0.1', port });
+  const hash = createHash('sha256');
+  let received = 0;
+  let stalls = 0;
+  // A slow reader: a rest after every chunk keeps the kernel's buffers nearly full, so that
+  // anubis's writes are often taken only in part.
+  client.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    received += chunk.length;
+    stalls++;
+    client.pause();
+    setTimeout(() => client.resume(), 1);
+  });
+  await once(client, 'end');
+  client.destroy();
+  assert.equal(received, total);
+  assert.equal(hash.digest('hex'), createHash('sha256').update(data).digest('hex'));
+  assert.ok(stalls >= 100, `the client rested ${stalls} times`);
+  await until(() => activeTotal(pool) === 0);
+  assert.equal(pool.backends[0]?.bytesIn, total);
 });
 
 void test('a 1 GiB transfer passes in bounded memory', async (t) => {
