@@ -8,6 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { loadResultFromJson, type LatencyJson } from './latency-json.js';
 import { parsePoissonOutput, poissonArgs, poissonLoadBinary } from './poisson.js';
 import { spawnProcess, which } from './procs.js';
 
@@ -90,48 +91,11 @@ export interface LoadResult {
   readonly arrivals?: ArrivalCheck;
 }
 
-interface WrkJson {
-  requests: number;
-  durationUs: number;
-  bytes: number;
-  errors: { connect: number; read: number; write: number; status: number; timeout: number };
-  latencyUs: {
-    min: number;
-    mean: number;
-    max: number;
-    p50: number;
-    p90: number;
-    p99: number;
-    p999: number;
-  };
-}
-
 /** Extracts the result from wrk's output (the `WRK_JSON {…}` line printed by report.lua). */
 export function parseWrkOutput(output: string): LoadResult {
   const line = /^WRK_JSON (\{.*\})\s*$/m.exec(output);
   if (line === null) throw new Error(`wrk printed no result:\n${output.slice(-2_000)}`);
-  const json = JSON.parse(line[1] as string) as WrkJson;
-  const durationS = json.durationUs / 1e6;
-  const us = (v: number): number => v / 1_000;
-  const e = json.errors;
-  return {
-    tool: 'wrk',
-    requests: json.requests,
-    durationS,
-    bytes: json.bytes,
-    errors: e.connect + e.read + e.write + e.timeout,
-    badStatus: e.status,
-    rps: durationS > 0 ? json.requests / durationS : 0,
-    mbps: durationS > 0 ? json.bytes / durationS / 1e6 : 0,
-    latencyMs: {
-      mean: us(json.latencyUs.mean),
-      p50: us(json.latencyUs.p50),
-      p90: us(json.latencyUs.p90),
-      p99: us(json.latencyUs.p99),
-      p999: us(json.latencyUs.p999),
-      max: us(json.latencyUs.max),
-    },
-  };
+  return loadResultFromJson('wrk', JSON.parse(line[1] as string) as LatencyJson);
 }
 
 /**

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadResultFromJson, type LatencyJson } from './latency-json.js';
 import type { LoadResult } from './load.js';
 import { which } from './procs.js';
 
@@ -87,20 +88,7 @@ export function poissonArgs(options: {
 }
 
 /** The tool's `POISSON_JSON {…}` line, as printed. */
-export interface PoissonJson {
-  requests: number;
-  durationUs: number;
-  bytes: number;
-  errors: { connect: number; read: number; write: number; status: number; timeout: number };
-  latencyUs: {
-    min: number;
-    mean: number;
-    max: number;
-    p50: number;
-    p90: number;
-    p99: number;
-    p999: number;
-  };
+export interface PoissonJson extends LatencyJson {
   /** How late the tool wrote the requests that found an idle connection (its own lag). */
   lateUs: { p99: number; max: number };
   /** Arrivals that found every connection busy and waited in the FIFO backlog. */
@@ -119,26 +107,9 @@ export function parsePoissonJson(output: string): PoissonJson {
 /** The tool's result as a LoadResult (µs → ms; connect, read, write and timeout summed). */
 export function parsePoissonOutput(output: string): LoadResult {
   const json = parsePoissonJson(output);
-  const durationS = json.durationUs / 1e6;
   const ms = (v: number): number => v / 1_000;
-  const e = json.errors;
   return {
-    tool: 'poisson-load',
-    requests: json.requests,
-    durationS,
-    bytes: json.bytes,
-    errors: e.connect + e.read + e.write + e.timeout,
-    badStatus: e.status,
-    rps: durationS > 0 ? json.requests / durationS : 0,
-    mbps: durationS > 0 ? json.bytes / durationS / 1e6 : 0,
-    latencyMs: {
-      mean: ms(json.latencyUs.mean),
-      p50: ms(json.latencyUs.p50),
-      p90: ms(json.latencyUs.p90),
-      p99: ms(json.latencyUs.p99),
-      p999: ms(json.latencyUs.p999),
-      max: ms(json.latencyUs.max),
-    },
+    ...loadResultFromJson('poisson-load', json),
     arrivals: {
       lateP99Ms: ms(json.lateUs.p99),
       lateMaxMs: ms(json.lateUs.max),
