@@ -7,7 +7,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
-import { parsePoissonJson, poissonArgs, poissonLoadBinary } from '../../bench/lib/poisson.js';
+import {
+  parsePoissonJson,
+  poissonArgs,
+  poissonLoadBinary,
+  type PoissonJson,
+} from '../../bench/lib/poisson.js';
 import { which } from '../../bench/lib/procs.js';
 import { freePort } from '../helpers/servers.js';
 
@@ -113,6 +118,19 @@ async function run(binary: string, args: readonly string[], killAfterMs: number)
   return { code, stdout, stderr, elapsedMs: Date.now() - started };
 }
 
+/** Runs the tool against 127.0.0.1:`port``path`; it must exit 0. Its JSON and run time. */
+async function runAgainst(
+  binary: string,
+  port: number,
+  path: string,
+  options: Omit<Parameters<typeof poissonArgs>[0], 'url'>,
+): Promise<{ json: PoissonJson; elapsedMs: number }> {
+  const url = `http://127.0.0.1:${port}${path}`;
+  const result = await run(binary, poissonArgs({ url, ...options }), 10_000);
+  assert.equal(result.code, 0, result.stderr);
+  return { json: parsePoissonJson(result.stdout), elapsedMs: result.elapsedMs };
+}
+
 /** Fraction of the gaps between consecutive arrivals that are shorter than `us`. */
 function fractionBelow(arrivals: readonly bigint[], us: number): number {
   let below = 0;
@@ -127,14 +145,13 @@ void test('arrivals are Poisson-like at the server and every count matches', asy
   if (binary === undefined) return;
   const server = await startServer(t, RESPONSES.ok);
   const [rate, durationS, warmupS] = [2_000, 1, 0.25];
-  const url = `http://127.0.0.1:${server.port}/small`;
-  const result = await run(
-    binary,
-    poissonArgs({ url, connections: 10, rate, durationS, warmupS, timeoutS: 2 }),
-    10_000,
-  );
-  assert.equal(result.code, 0, result.stderr);
-  const json = parsePoissonJson(result.stdout);
+  const { json, elapsedMs } = await runAgainst(binary, server.port, '/small', {
+    connections: 10,
+    rate,
+    durationS,
+    warmupS,
+    timeoutS: 2,
+  });
   assert.deepEqual(json.errors, { connect: 0, read: 0, write: 0, status: 0, timeout: 0 });
   // Measured responses: rate × duration (Poisson: ± 2.2% is one standard deviation).
   assert.ok(
@@ -166,22 +183,21 @@ void test('arrivals are Poisson-like at the server and every count matches', asy
   );
   assert.ok(l.p999 <= l.max && l.mean > 0, JSON.stringify(l));
   assert.ok(json.lateUs.p99 <= json.lateUs.max, JSON.stringify(json.lateUs));
-  assert.ok(result.elapsedMs < (warmupS + durationS + 2) * 1_000 + 1_500, `${result.elapsedMs} ms`);
+  assert.ok(elapsedMs < (warmupS + durationS + 2) * 1_000 + 1_500, `${elapsedMs} ms`);
 });
 
 void test('a response written in pieces is reassembled; latency counts from the schedule', async (t) => {
   const binary = tool(t);
   if (binary === undefined) return;
   const server = await startServer(t, RESPONSES.ok, true);
-  const url = `http://127.0.0.1:${server.port}/`;
-  const result = await run(
-    binary,
-    // -S 50: arrivals polled for from 50 µs before they are due (the bench's setting).
-    poissonArgs({ url, connections: 4, rate: 300, durationS: 0.5, timeoutS: 2, spinUs: 50 }),
-    10_000,
-  );
-  assert.equal(result.code, 0, result.stderr);
-  const json = parsePoissonJson(result.stdout);
+  // -S 50: arrivals polled for from 50 µs before they are due.
+  const { json } = await runAgainst(binary, server.port, '/', {
+    connections: 4,
+    rate: 300,
+    durationS: 0.5,
+    timeoutS: 2,
+    spinUs: 50,
+  });
   assert.deepEqual(json.errors, { connect: 0, read: 0, write: 0, status: 0, timeout: 0 });
   assert.ok(json.requests > 100, `requests ${json.requests}`);
   assert.equal(server.arrivals.length, json.requests);
@@ -194,14 +210,12 @@ void test('status >= 400 is counted as a status error, not as a failure', async 
   const binary = tool(t);
   if (binary === undefined) return;
   const server = await startServer(t, RESPONSES.error);
-  const url = `http://127.0.0.1:${server.port}/`;
-  const result = await run(
-    binary,
-    poissonArgs({ url, connections: 4, rate: 500, durationS: 0.5, timeoutS: 2 }),
-    10_000,
-  );
-  assert.equal(result.code, 0, result.stderr);
-  const json = parsePoissonJson(result.stdout);
+  const { json } = await runAgainst(binary, server.port, '/', {
+    connections: 4,
+    rate: 500,
+    durationS: 0.5,
+    timeoutS: 2,
+  });
   assert.ok(json.requests > 150, `requests ${json.requests}`);
   assert.equal(json.errors.status, server.arrivals.length);
   assert.equal(json.errors.status, json.requests);
@@ -213,20 +227,18 @@ void test('a response without Content-Length, or chunked, is a read error; the r
   if (binary === undefined) return;
   for (const response of [RESPONSES.noLength, RESPONSES.chunked]) {
     const server = await startServer(t, response);
-    const url = `http://127.0.0.1:${server.port}/`;
-    const result = await run(
-      binary,
-      poissonArgs({ url, connections: 4, rate: 400, durationS: 0.5, timeoutS: 1 }),
-      10_000,
-    );
-    assert.equal(result.code, 0, result.stderr);
-    const json = parsePoissonJson(result.stdout);
+    const { json, elapsedMs } = await runAgainst(binary, server.port, '/', {
+      connections: 4,
+      rate: 400,
+      durationS: 0.5,
+      timeoutS: 1,
+    });
     assert.equal(json.requests, 0);
     // Every request the server answered is a read error (and a new connection).
     assert.ok(json.errors.read >= 100, JSON.stringify(json.errors));
     assert.equal(json.errors.read, server.arrivals.length);
     assert.equal(json.errors.timeout + json.errors.connect, 0, JSON.stringify(json.errors));
-    assert.ok(result.elapsedMs < 3_000, `${result.elapsedMs} ms`);
+    assert.ok(elapsedMs < 3_000, `${elapsedMs} ms`);
     await server.close();
   }
 });
