@@ -67,6 +67,8 @@ export function poissonArgs(options: {
   readonly seed?: number;
   /** Arm the timer this many µs early and poll until the arrival is due (-S). */
   readonly spinUs?: number;
+  /** Write each measured response's scheduled time and latency (ns) to this file (-o). */
+  readonly dumpFile?: string;
 }): string[] {
   return [
     '-c',
@@ -83,6 +85,7 @@ export function poissonArgs(options: {
     String(options.seed ?? 1),
     '-S',
     String(options.spinUs ?? 0),
+    ...(options.dumpFile === undefined ? [] : ['-o', options.dumpFile]),
     options.url,
   ];
 }

@@ -3,7 +3,7 @@
  * bench (loopback only).
  *
  *   poisson-load -c CONNECTIONS -r RATE_PER_S -d DURATION_S [-t TIMEOUT_S] [-s SEED]
- *                [-w WARMUP_S] [-S SPIN_US] http://127.0.0.1:PORT/path
+ *                [-w WARMUP_S] [-S SPIN_US] [-o FILE] http://127.0.0.1:PORT/path
  *
  * Why it exists: wrk's Lua delay() is in whole milliseconds and wrk's event loop fires its
  * timers on millisecond ticks, so "random" pauses make the connections whose pauses end in
@@ -40,7 +40,10 @@
  *   exits 2 with a message.
  *
  * Output: one line on stdout, the format of bench/lib/report.lua with prefix POISSON_JSON
- * and three more fields (lateUs, backlog, gapsBelow10Us). Build: gcc -std=c11 -O2 -Wall
+ * and three more fields (lateUs, backlog, gapsBelow10Us). With -o FILE, also one line per
+ * measured response in FILE, written after the run: its scheduled arrival time in ns of
+ * CLOCK_MONOTONIC (the clock of `perf record -k CLOCK_MONOTONIC`, to line slow requests up
+ * with what ran on the CPUs) and its latency in ns, in completion order. Build: gcc -std=c11 -O2 -Wall
  * -Wextra -o poisson-load poisson-load.c -lm (bench/lib/poisson.ts does it).
  */
 #define _GNU_SOURCE
@@ -180,6 +183,9 @@ static size_t bl_cap, bl_head, bl_len, bl_max;
 static uint64_t bl_waited;
 
 static struct i64s latencies, lateness;
+/* -o: the scheduled arrival time of each measured response, beside latencies (same order). */
+static struct i64s arrivals_out;
+static const char *dump_path;
 static uint64_t resp_bytes_total, gaps_below, gaps_total;
 static int64_t last_send = -1;
 static uint64_t err_connect, err_read, err_write, err_status, err_timeout;
@@ -504,6 +510,7 @@ static void on_data(int i, const char *data, size_t n, int64_t now) {
       c->st = S_DONE;
       if (c->measured) {
         push(&latencies, now - c->sched);
+        if (dump_path != NULL) push(&arrivals_out, c->sched);
         resp_bytes_total += c->resp_bytes;
       }
       if (c->status >= 400) err_status++;
@@ -630,6 +637,15 @@ static int64_t pct_us(const struct i64s *a, double q) {
   return (a->v[rank - 1] + 500) / 1000;
 }
 
+/* Before report(), which sorts the latencies. */
+static void dump_requests(void) {
+  FILE *f = fopen(dump_path, "w");
+  if (f == NULL) die(3, "-o %s: %s", dump_path, strerror(errno));
+  for (size_t k = 0; k < latencies.n; k++)
+    fprintf(f, "%" PRId64 " %" PRId64 "\n", arrivals_out.v[k], latencies.v[k]);
+  if (fclose(f) != 0) die(3, "-o %s: %s", dump_path, strerror(errno));
+}
+
 static void report(void) {
   qsort(latencies.v, latencies.n, sizeof *latencies.v, cmp_i64);
   qsort(lateness.v, lateness.n, sizeof *lateness.v, cmp_i64);
@@ -657,7 +673,7 @@ static void report(void) {
 /* ---- arguments ---- */
 static void usage(void) {
   fputs("usage: poisson-load -c CONNECTIONS -r RATE_PER_S -d DURATION_S [-t TIMEOUT_S]\n"
-        "                    [-s SEED] [-w WARMUP_S] [-S SPIN_US] http://127.0.0.1:PORT/path\n"
+        "                    [-s SEED] [-w WARMUP_S] [-S SPIN_US] [-o FILE] http://127.0.0.1:PORT/path\n"
         "  (loopback only: 127.0.0.1, [::1] or localhost)\n",
         stderr);
   exit(1);
@@ -734,7 +750,7 @@ static void parse_url(const char *url) {
 
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "c:r:d:t:s:w:S:h")) != -1) {
+  while ((opt = getopt(argc, argv, "c:r:d:t:s:w:S:o:h")) != -1) {
     switch (opt) {
       case 'c': nconn = (int)number("-c", optarg, 1, 100000); break;
       case 'r': rate = number("-r", optarg, 1e-3, 1e7); break;
@@ -743,6 +759,7 @@ int main(int argc, char **argv) {
       case 's': seed = (uint64_t)number("-s", optarg, 0, 9007199254740992.0); break;
       case 'w': warmup_s = number("-w", optarg, 0, 86400); break;
       case 'S': spin_ns = (int64_t)number("-S", optarg, 0, 1000) * 1000; break;
+      case 'o': dump_path = optarg; break;
       default: usage();
     }
   }
@@ -824,6 +841,7 @@ int main(int argc, char **argv) {
   }
   /* Whatever is still outstanding at the drain deadline has timed out. */
   err_timeout += (uint64_t)busy + bl_len;
+  if (dump_path != NULL) dump_requests();
   report();
   return 0;
 }

@@ -271,6 +271,68 @@ test('Content-Length, chunked and close-delimited response bodies arrive whole',
   assert.equal(backend.received.length, 2);
 });
 
+test('a Content-Length body is whole wherever the reads cut it, and stays intact after later reads', async (t) => {
+  // Each path's body is its own (a later read must not turn an earlier body into its bytes),
+  // holds CRLFCRLF (the end of a head, to a search for one) and bytes of every value.
+  const bodyOf = (path: string): string =>
+    Buffer.concat([
+      Buffer.from(`${path}\r\n\r\nHTTP/1.1 200 OK\r\n\r\n`, 'latin1'),
+      Buffer.from(Array.from({ length: 256 }, (_, i) => (i + path.length) % 256)),
+    ]).toString('latin1');
+  const headOf = (path: string): string =>
+    `HTTP/1.1 200 OK\r\ncontent-length: ${bodyOf(path).length}\r\n\r\n`;
+  const cutsOf = (path: string): number[] => {
+    const headEnd = headOf(path).length;
+    const length = headEnd + bodyOf(path).length;
+    switch (path) {
+      // Inside the head's CRLFCRLF: the read that ends the head finds no head end of its own.
+      case '/straddle':
+        return [headEnd - 2];
+      case '/straddle-late':
+        return [headEnd - 1, headEnd + 3];
+      // Head alone, then the body in three reads, one of them a single byte.
+      case '/body-parts':
+        return [headEnd, headEnd + 10, headEnd + 11];
+      case '/every-64':
+        return Array.from({ length: Math.floor(length / 64) }, (_, i) => (i + 1) * 64);
+      default:
+        return [];
+    }
+  };
+  const paths = ['/whole', '/straddle', '/straddle-late', '/body-parts', '/every-64', '/last'];
+  const backend = await startScriptedBackend((request, socket) => {
+    const path = request.split(' ', 2)[1] as string;
+    const response = headOf(path) + bodyOf(path);
+    const parts: string[] = [];
+    let from = 0;
+    for (const cut of [...cutsOf(path), response.length]) {
+      parts.push(response.slice(from, cut));
+      from = cut;
+    }
+    writeParts(socket, parts, 5);
+  });
+  const pool = makePool(backend.url);
+  closeAfter(t, pool, backend);
+  // The chunks as handed over (the recorder keeps copies of its own).
+  const handedOver = new Map<string, Buffer[]>();
+  for (const path of paths) {
+    const chunks: Buffer[] = [];
+    handedOver.set(path, chunks);
+    const result = await run(pool, { path }, (handler) => {
+      handler.dataResult = (chunk) => chunks.push(chunk) > 0;
+    });
+    assertOk(result);
+    assert.equal(result.body, bodyOf(path), path);
+  }
+  // One connection carried them all: each response ended where its Content-Length said.
+  assert.equal(backend.received.length, 1);
+  // The chunks handed over are the handler's to keep: later reads into the connection's read
+  // buffer did not change the earlier bodies.
+  for (const [path, chunks] of handedOver) {
+    assert.equal(Buffer.concat(chunks).toString('latin1'), bodyOf(path), `${path} later`);
+  }
+});
+
 test('response trailers reach onComplete, in order, also past 32 fields', async (t) => {
   const many = Array.from({ length: 40 }, (_, i) => `x-t${i}: v${i}\r\n`).join('');
   const backend = await startScriptedBackend((request, socket) => {

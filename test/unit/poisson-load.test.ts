@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import {
@@ -145,13 +148,19 @@ void test('arrivals are Poisson-like at the server and every count matches', asy
   if (binary === undefined) return;
   const server = await startServer(t, RESPONSES.ok);
   const [rate, durationS, warmupS] = [2_000, 1, 0.25];
+  const dir = mkdtempSync(join(tmpdir(), 'poisson-load-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dumpFile = join(dir, 'requests.txt');
+  const startedNs = process.hrtime.bigint();
   const { json, elapsedMs } = await runAgainst(binary, server.port, '/small', {
     connections: 10,
     rate,
     durationS,
     warmupS,
     timeoutS: 2,
+    dumpFile,
   });
+  const endedNs = process.hrtime.bigint();
   assert.deepEqual(json.errors, { connect: 0, read: 0, write: 0, status: 0, timeout: 0 });
   // Measured responses: rate × duration (Poisson: ± 2.2% is one standard deviation).
   assert.ok(
@@ -184,6 +193,22 @@ void test('arrivals are Poisson-like at the server and every count matches', asy
   assert.ok(l.p999 <= l.max && l.mean > 0, JSON.stringify(l));
   assert.ok(json.lateUs.p99 <= json.lateUs.max, JSON.stringify(json.lateUs));
   assert.ok(elapsedMs < (warmupS + durationS + 2) * 1_000 + 1_500, `${elapsedMs} ms`);
+
+  // -o: a line per measured response, scheduled time on CLOCK_MONOTONIC (Node's hrtime
+  // clock) within the run, and the latencies the summary was made of.
+  const lines = readFileSync(dumpFile, 'utf8').trim().split('\n');
+  assert.equal(lines.length, json.requests);
+  const rows = lines.map((line) => line.split(' ').map(BigInt) as [bigint, bigint]);
+  const firstScheduled = rows.reduce((min, [at]) => (at < min ? at : min), rows[0]![0]);
+  assert.ok(firstScheduled >= startedNs, 'scheduled before the tool started');
+  for (const [at, latency] of rows) assert.ok(at + latency <= endedNs, `${at} + ${latency}`);
+  // The measured window starts after the warm-up and lasts durationS.
+  const window = Number(rows.reduce((max, [at]) => (at > max ? at : max), 0n) - firstScheduled);
+  assert.ok(window > durationS * 0.9e9 && window <= durationS * 1e9, `window ${window} ns`);
+  const sortedUs = rows.map(([, ns]) => Number(ns) / 1_000).sort((a, b) => a - b);
+  const p50 = Math.round(sortedUs[Math.ceil(0.5 * sortedUs.length) - 1]!);
+  assert.equal(p50, json.latencyUs.p50);
+  assert.equal(Math.round(sortedUs[sortedUs.length - 1]!), json.latencyUs.max);
 });
 
 void test('a response written in pieces is reassembled; latency counts from the schedule', async (t) => {

@@ -4,11 +4,16 @@
  * back-pressure, parses the response with Node's llhttp in strict mode, and reports it to the
  * request's handler (src/upstream/upstream-client.ts).
  *
- * On plain TCP the parser reads the socket's handle directly in C++ (`consume`, as node:http's
- * server does), so a response costs no JS Buffer per read; TLS sockets are fed to the parser
- * from 'data'. A handler that returns false (its client is full) stops the reads (readStop)
- * until it calls `resume`; the rest of the read already in the parser is held and handed
- * over on resume, so a paused handler gets nothing (undici's contract).
+ * On plain TCP the socket reads into one buffer shared by every backend connection of the
+ * process (`onread`), so a read allocates nothing, and the parser is fed from it. A body
+ * framed by Content-Length is then sliced out by the connection itself (a copy, from Node's
+ * Buffer pool when small) while the parser goes over the same bytes with its body callback
+ * off: llhttp still frames the message, but does not copy each body into an ArrayBuffer of
+ * its own (which V8 must sweep after every scavenge, on the event loop's CPU). Chunked bodies
+ * take the parser's own copies. TLS sockets are fed to the parser from 'data'. A handler that
+ * returns false (its client is full) stops the reads until it calls `resume`; the rest of the
+ * read is held and handed over on resume, so a paused handler gets nothing (undici's
+ * contract).
  *
  * A complete response is reported only once the parser has finished the read it came in:
  * bytes behind it (a second response nobody asked for) are seen first and the connection is
@@ -32,8 +37,9 @@ import {
   UpstreamResetError,
 } from '../../errors.js';
 import type { UpstreamHandler, UpstreamRequest } from '../upstream-client.js';
-import type { LlhttpParser, LlhttpParserClass, OnHeadersComplete, StreamHandle } from './llhttp.js';
+import type { LlhttpParser, LlhttpParserClass, OnHeadersComplete } from './llhttp.js';
 import { serializeRequestHead } from './request-head.js';
+import { contentLengthOf } from './response-framing.js';
 
 /** What a connection needs from its pool. */
 export interface ConnectionOwner {
@@ -61,6 +67,17 @@ export interface TlsConnectOptions {
 
 const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
+const HEAD_END = '\r\n\r\n';
+
+/**
+ * The read buffer of every plain-TCP backend connection: the parser and the body copies are
+ * done with a read before the next one (on any connection) can land in it.
+ */
+const READ_BUFFER_BYTES = 64 * 1024;
+let sharedReadBuffer: Buffer | undefined;
+function readBuffer(): Buffer {
+  return (sharedReadBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES));
+}
 
 const enum TimerKind {
   None,
@@ -72,8 +89,6 @@ export class Http1Connection {
   private readonly owner: ConnectionOwner;
   private readonly socket: Socket;
   private readonly parser: LlhttpParser;
-  /** The socket's handle once the parser reads it directly; undefined for TLS. */
-  private handle: StreamHandle | undefined = undefined;
   private connected = false;
   closed = false;
   /** Requests completed on this connection (a request on one with served > 0 is "reused"). */
@@ -98,6 +113,11 @@ export class Http1Connection {
   private headerList: string[] = [];
   /** The final response's headers went to the handler: its body is being read. */
   private inBody = false;
+  /**
+   * Bytes of a Content-Length body still to come, which a plain-TCP read slices out itself
+   * (onSocketRead); -1 when the body is chunked, absent or read through the parser's copies.
+   */
+  private bodyLeft = -1;
   /** The final response is complete; it is reported once the parser's read is done. */
   private responseDone = false;
   private trailers: string[] | null = null;
@@ -116,7 +136,12 @@ export class Http1Connection {
     const tls = owner.tls;
     this.socket =
       tls === undefined
-        ? connectTcp({ host: owner.host, port: owner.port, noDelay: true })
+        ? connectTcp({
+            host: owner.host,
+            port: owner.port,
+            noDelay: true,
+            onread: { buffer: readBuffer(), callback: this.onSocketRead },
+          })
         : connectTls({
             host: owner.host,
             port: owner.port,
@@ -143,7 +168,6 @@ export class Http1Connection {
     parser[owner.parserClass.kOnHeadersComplete] = this.onHeadersComplete;
     parser[owner.parserClass.kOnBody] = this.onBody;
     parser[owner.parserClass.kOnMessageComplete] = this.onMessageComplete;
-    parser[owner.parserClass.kOnExecute] = this.onExecute;
     this.parser = parser;
     const socket = this.socket;
     socket.once(tls === undefined ? 'connect' : 'secureConnect', this.onConnected);
@@ -164,6 +188,7 @@ export class Http1Connection {
     this.informational = false;
     this.inBody = false;
     this.responseDone = false;
+    this.bodyLeft = -1;
     this.trailers = null;
     this.skipBody = request.method === 'HEAD';
     this.headerList.length = 0;
@@ -184,14 +209,9 @@ export class Http1Connection {
     this.connected = true;
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
-    const handle = (this.socket as unknown as { _handle?: StreamHandle })._handle;
-    if (this.owner.tls === undefined && handle?.isStreamBase === true) {
-      this.handle = handle;
-      this.parser.consume(handle);
-    } else {
-      this.socket.on('data', this.onSocketData);
-    }
-    // Flowing, so that the end of the stream is seen ('end') even when the parser reads.
+    // Plain TCP reads come to onSocketRead (onread).
+    if (this.owner.tls !== undefined) this.socket.on('data', this.onSocketData);
+    // Flowing, so that the end of the stream is seen ('end').
     this.socket.resume();
     if (this.handler !== null) this.writeRequest();
   };
@@ -304,17 +324,82 @@ export class Http1Connection {
 
   // ---- reading -----------------------------------------------------------------------------
 
+  /** A TLS read. */
   private readonly onSocketData = (chunk: Buffer): void => {
-    const result = this.parser.execute(chunk);
-    if (result instanceof Error) this.onParseError(result);
-    else this.finishResponse();
+    if (this.parse(chunk)) this.finishResponse();
   };
 
-  /** After each read the parser took from the socket handle itself. */
-  private readonly onExecute = (result: number | Error): void => {
-    if (result instanceof Error) this.onParseError(result);
-    else this.finishResponse();
+  /**
+   * A plain-TCP read of `length` bytes into the shared read buffer. A head is fed to the
+   * parser up to its end, so that a Content-Length body behind it can be sliced out here
+   * (sliceBody); everything else goes to the parser as it is. Splitting the input is always
+   * safe for llhttp, which keeps its state between calls: if a head's end is not found here
+   * (it straddles two reads), the parser is fed more and hands the body bytes it sees to
+   * onBody, as for chunked bodies.
+   */
+  private readonly onSocketRead = (length: number, buffer: Buffer): boolean => {
+    let offset = 0;
+    while (offset < length && !this.closed) {
+      if (this.bodyLeft > 0 && this.handler !== null && !this.responseDone) {
+        const end = offset + Math.min(this.bodyLeft, length - offset);
+        if (!this.sliceBody(buffer, offset, end)) return true;
+        offset = end;
+        continue;
+      }
+      let view = buffer.subarray(offset, length);
+      let end = length;
+      if (!this.inBody && this.handler !== null) {
+        const headEnd = view.indexOf(HEAD_END, 0, 'latin1');
+        if (headEnd >= 0 && offset + headEnd + 4 < length) {
+          end = offset + headEnd + 4;
+          view = buffer.subarray(offset, end);
+        }
+      }
+      if (!this.parse(view)) return true;
+      offset = end;
+    }
+    this.finishResponse();
+    // Reads stop through pause() (socket.pause() stops an onread socket's reads).
+    return true;
   };
+
+  /**
+   * Bytes [start, end) of a read are the next bytes of a Content-Length body: the parser goes
+   * over them with its body callback off (no copy of its own; it still counts them and ends
+   * the message), then the handler gets a copy. False when the read must not go on.
+   */
+  private sliceBody(buffer: Buffer, start: number, end: number): boolean {
+    const left = this.bodyLeft - (end - start);
+    this.bodyLeft = left; // (the end of the message, in execute(), sets it to -1)
+    const parser = this.parser;
+    const slot = this.owner.parserClass.kOnBody;
+    parser[slot] = undefined;
+    const result = parser.execute(buffer.subarray(start, end));
+    parser[slot] = this.onBody;
+    if (result instanceof Error) {
+      this.onParseError(result);
+      return false;
+    }
+    if ((left === 0) !== this.responseDone) {
+      // llhttp framed the body otherwise than its Content-Length said: nothing is relayed.
+      const cause = new Error('response body framing does not match its Content-Length');
+      this.fail(new UpstreamProtocolError(this.owner.id, cause), true);
+      return false;
+    }
+    // A copy: the read buffer is reused. Up to 4 KiB it is a slice of Node's Buffer pool.
+    const chunk = Buffer.allocUnsafe(end - start);
+    buffer.copy(chunk, 0, start, end);
+    this.deliver(chunk);
+    return true;
+  }
+
+  /** Feeds the parser; false (after handling it) when it found an error. */
+  private parse(data: Buffer): boolean {
+    const result = this.parser.execute(data);
+    if (!(result instanceof Error)) return true;
+    this.onParseError(result);
+    return false;
+  }
 
   private onParseError(error: Error): void {
     if (this.closed) return;
@@ -388,6 +473,9 @@ export class Http1Connection {
     const request = this.request as UpstreamRequest;
     this.announcedKeepAliveMs = announcedKeepAlive(list);
     this.inBody = true;
+    // 204 and 304 have no body whatever their headers say (RFC 9110 §6.4.1); nor a HEAD's.
+    this.bodyLeft =
+      this.skipBody || statusCode === 204 || statusCode === 304 ? -1 : contentLengthOf(list);
     this.armTimer(TimerKind.Body, request.bodyTimeout);
     if (!handler.onHeaders(statusCode, list ?? [], this.resumeCurrent, statusMessage ?? '')) {
       this.pause();
@@ -396,8 +484,14 @@ export class Http1Connection {
   };
 
   private readonly onBody = (chunk: Buffer): void => {
-    const handler = this.handler;
-    if (handler === null || this.responseDone) return;
+    if (this.handler === null || this.responseDone) return;
+    if (this.bodyLeft > 0) this.bodyLeft -= chunk.length;
+    this.deliver(chunk);
+  };
+
+  /** A body chunk for the current handler, or held while it is paused. */
+  private deliver(chunk: Buffer): void {
+    const handler = this.handler as UpstreamHandler;
     if (this.paused) {
       // The handler asked for a pause: the rest of this read waits for its resume().
       this.held.push(chunk);
@@ -405,7 +499,7 @@ export class Http1Connection {
     }
     if (this.timerKind === TimerKind.Body) this.timer?.refresh();
     if (!handler.onData(chunk)) this.pause();
-  };
+  }
 
   private readonly onMessageComplete = (): void => {
     if (this.handler === null || this.responseDone) return;
@@ -416,6 +510,7 @@ export class Http1Connection {
     }
     this.responseDone = true;
     this.inBody = false;
+    this.bodyLeft = -1;
     this.disarmTimer();
     if (this.headerList.length > 0) {
       this.trailers = this.headerList;
@@ -459,9 +554,8 @@ export class Http1Connection {
     this.paused = true;
     // The body timeout measures the backend's silence, not the client's: off while paused.
     if (this.timerKind === TimerKind.Body) this.timerKind = TimerKind.None;
-    if (this.closed) return;
-    if (this.handle !== undefined) this.handle.readStop();
-    else this.socket.pause();
+    // On an onread socket, pause() stops the reads themselves (readStop).
+    if (!this.closed) this.socket.pause();
   }
 
   private resume(): void {
@@ -485,9 +579,7 @@ export class Http1Connection {
   }
 
   private readStart(): void {
-    if (this.closed) return;
-    if (this.handle !== undefined) this.handle.readStart();
-    else this.socket.resume();
+    if (!this.closed) this.socket.resume();
   }
 
   // ---- timers ------------------------------------------------------------------------------
@@ -562,7 +654,6 @@ export class Http1Connection {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.owner.forget(this);
     const parser = this.parser;
-    if (this.handle !== undefined) parser.unconsume();
     parser.remove();
     // The parser may be on the stack (this close can come from one of its callbacks).
     setImmediate(closeParser, parser);
@@ -577,6 +668,7 @@ export class Http1Connection {
     this.held.length = 0;
     this.responseDone = false;
     this.inBody = false;
+    this.bodyLeft = -1;
     this.detachBody(true);
     if (destroy) this.destroy();
     handler?.onError(error);

@@ -7,7 +7,10 @@
  *
  * The callbacks are slots on the parser object, indexed by the class's kOn* constants; the
  * C++ side calls them synchronously from `execute()` (or from its own socket reads once the
- * parser `consume()`s a socket handle; results then arrive through kOnExecute).
+ * parser `consume()`s a socket handle, as the listener's fast path does; results then arrive
+ * through kOnExecute). The upstream connection feeds `execute()` itself, and turns kOnBody
+ * off (any non-function value) for body bytes it slices out on its own: the binding skips a
+ * body callback that is not a function, and still counts the bytes against the framing.
  */
 import { createRequire } from 'node:module';
 
