@@ -43,8 +43,10 @@
  * and three more fields (lateUs, backlog, gapsBelow10Us). With -o FILE, also one line per
  * measured response in FILE, written after the run: its scheduled arrival time in ns of
  * CLOCK_MONOTONIC (the clock of `perf record -k CLOCK_MONOTONIC`, to line slow requests up
- * with what ran on the CPUs) and its latency in ns, in completion order. Build: gcc -std=c11 -O2 -Wall
- * -Wextra -o poisson-load poisson-load.c -lm (bench/lib/poisson.ts does it).
+ * with what ran on the CPUs) and its latency in ns, in completion order.
+ *
+ * Build: gcc -std=c11 -O2 -Wall -Wextra -o poisson-load poisson-load.c -lm (bench/lib/poisson.ts
+ * does it).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -673,7 +675,8 @@ static void report(void) {
 /* ---- arguments ---- */
 static void usage(void) {
   fputs("usage: poisson-load -c CONNECTIONS -r RATE_PER_S -d DURATION_S [-t TIMEOUT_S]\n"
-        "                    [-s SEED] [-w WARMUP_S] [-S SPIN_US] [-o FILE] http://127.0.0.1:PORT/path\n"
+        "                    [-s SEED] [-w WARMUP_S] [-S SPIN_US] [-o FILE]\n"
+        "                    http://127.0.0.1:PORT/path\n"
         "  (loopback only: 127.0.0.1, [::1] or localhost)\n",
         stderr);
   exit(1);
