@@ -6,7 +6,7 @@ import { loadavg } from 'node:os';
 import type { BalancingResult } from '../scenarios/balancing.js';
 import type { IdleResult, StreamResult } from '../scenarios/memory.js';
 import type { CaseResult, ThroughputResult } from '../scenarios/throughput.js';
-import { formatNumber, formatSpread, formatTable, ratio } from './stats.js';
+import { addedRatio, formatNumber, formatSpread, formatTable, ratio } from './stats.js';
 
 export interface BenchResults {
   readonly startedAt: string;
@@ -85,9 +85,10 @@ export function computeTargets(results: BenchResults): Target[] {
     targets.push(
       check(
         'added p99 over direct at saturation: anubis / nginx',
-        ratio(
-          (anubis?.p99Ms.median ?? NaN) - direct,
-          (peer(small, 'nginx-1w')?.p99Ms.median ?? NaN) - direct,
+        addedRatio(
+          anubis?.p99Ms.median ?? NaN,
+          peer(small, 'nginx-1w')?.p99Ms.median ?? NaN,
+          direct,
         ),
         'report',
         0,
@@ -119,9 +120,10 @@ export function computeTargets(results: BenchResults): Target[] {
     targets.push(
       check(
         clumped ? `${name} (NOT Poisson: ${fallbackTool(paced)} generated it)` : name,
-        ratio(
-          (peer(paced, 'anubis-1w')?.p99Ms.median ?? NaN) - direct,
-          (peer(paced, 'nginx-1w')?.p99Ms.median ?? NaN) - direct,
+        addedRatio(
+          peer(paced, 'anubis-1w')?.p99Ms.median ?? NaN,
+          peer(paced, 'nginx-1w')?.p99Ms.median ?? NaN,
+          direct,
         ),
         clumped ? 'report' : op,
         wanted,

@@ -50,6 +50,15 @@ export function ratio(a: number, b: number): number {
 }
 
 /**
+ * What `value` adds over `base`, as a multiple of what `reference` adds over it: NaN when the
+ * reference adds nothing (or measured below the base), where a ratio would only say how
+ * close to zero the reference came (e.g. −159 for a reference 0.005 ms under the base).
+ */
+export function addedRatio(value: number, reference: number, base: number): number {
+  return reference - base > 0 ? ratio(value - base, reference - base) : Number.NaN;
+}
+
+/**
  * Order of runs for `configs` repeated `repeats` times, interleaved (A B C A B C …) so slow
  * drifts of the machine (another job starting, thermal limits) hit every configuration alike.
  */

@@ -9,6 +9,7 @@ import { parsePoissonOutput } from '../../bench/lib/poisson.js';
 import { parseProcStatus } from '../../bench/lib/procs.js';
 import { computeTargets, type BenchResults } from '../../bench/lib/report.js';
 import {
+  addedRatio,
   formatSpread,
   formatTable,
   interleave,
@@ -31,6 +32,10 @@ void test('median, spread and percentiles', () => {
   assert.equal(percentileSorted(sorted, 100), 1000);
   assert.ok(Number.isNaN(ratio(1, 0)));
   assert.equal(ratio(3, 2), 1.5);
+  // Added latency: 0.64 − 0.21 over 0.35 − 0.21; no ratio to a reference that adds nothing.
+  assert.ok(Math.abs(addedRatio(0.64, 0.35, 0.21) - 0.43 / 0.14) < 1e-9);
+  assert.ok(Number.isNaN(addedRatio(1.62, 0.82, 0.82)));
+  assert.ok(Number.isNaN(addedRatio(1.62, 0.815, 0.82)));
 });
 
 void test('runs are interleaved A B C A B C', () => {
