@@ -115,7 +115,8 @@ export class Http1Connection {
   private inBody = false;
   /**
    * Bytes of a Content-Length body still to come, which a plain-TCP read slices out itself
-   * (onSocketRead); -1 when the body is chunked, absent or read through the parser's copies.
+   * (onSocketRead); -1 when the body is chunked or absent. Above 0 only from the final
+   * response's head to its end (onHeadersComplete sets it; the end and fail() reset it).
    */
   private bodyLeft = -1;
   /** The final response is complete; it is reported once the parser's read is done. */
@@ -188,7 +189,6 @@ export class Http1Connection {
     this.informational = false;
     this.inBody = false;
     this.responseDone = false;
-    this.bodyLeft = -1;
     this.trailers = null;
     this.skipBody = request.method === 'HEAD';
     this.headerList.length = 0;
@@ -340,23 +340,20 @@ export class Http1Connection {
   private readonly onSocketRead = (length: number, buffer: Buffer): boolean => {
     let offset = 0;
     while (offset < length && !this.closed) {
-      if (this.bodyLeft > 0 && this.handler !== null && !this.responseDone) {
+      if (this.bodyLeft > 0) {
         const end = offset + Math.min(this.bodyLeft, length - offset);
         if (!this.sliceBody(buffer, offset, end)) return true;
         offset = end;
         continue;
       }
       let view = buffer.subarray(offset, length);
-      let end = length;
       if (!this.inBody && this.handler !== null) {
-        const headEnd = view.indexOf(HEAD_END, 0, 'latin1');
-        if (headEnd >= 0 && offset + headEnd + 4 < length) {
-          end = offset + headEnd + 4;
-          view = buffer.subarray(offset, end);
-        }
+        // Searched in the view: the shared buffer holds older reads' bytes past `length`.
+        const headEnd = view.indexOf(HEAD_END, 0, 'latin1') + 4;
+        if (headEnd >= 4 && headEnd < view.length) view = view.subarray(0, headEnd);
       }
       if (!this.parse(view)) return true;
-      offset = end;
+      offset += view.length;
     }
     this.finishResponse();
     // Reads stop through pause() (socket.pause() stops an onread socket's reads).
