@@ -28,6 +28,7 @@ import {
 } from './server/create-listener.js';
 import { SecureListener } from './server/secure-listener.js';
 import { TcpListener } from './server/tcp-listener.js';
+import { BusyPoller } from './server/busy-poller.js';
 import { createStrategy } from './strategies/create.js';
 import { withDecisionLog } from './strategies/decision-log.js';
 import { UpstreamPool } from './upstream/pool.js';
@@ -77,6 +78,8 @@ export class LoadBalancer {
   private trustedProxies: TrustedProxies;
   /** DNS discovery of backends given by host name (src/discovery/). */
   private discovery: PoolDiscoveries | undefined;
+  /** `busyPolling`: the event loop polls without sleeping while requests arrive. */
+  private readonly busyPoller: BusyPoller;
 
   private constructor(
     config: Config,
@@ -85,8 +88,10 @@ export class LoadBalancer {
     logger: Logger,
     baseDir: string,
     trustedProxies: TrustedProxies,
+    busyPoller: BusyPoller,
   ) {
     this.config = config;
+    this.busyPoller = busyPoller;
     this.pools = pools;
     this.listeners = listeners;
     this.logger = logger;
@@ -121,6 +126,7 @@ export class LoadBalancer {
     listenerConfig: ListenerConfig,
     pools: (name: string) => UpstreamPool,
     trustedProxies: TrustedProxies,
+    busyPoller: BusyPoller,
     logger: Logger,
     protocol: 'http' | 'https' = 'http',
   ): HttpProxy {
@@ -131,6 +137,7 @@ export class LoadBalancer {
       logger,
       accessLog: config.log.access,
       forwardedHeaders: config.forwardedHeaders,
+      busyPoller,
     });
     return proxy;
   }
@@ -145,6 +152,7 @@ export class LoadBalancer {
       pools.set(name, await LoadBalancer.createPool(name, poolConfig, baseDir, logger, tlsFiles));
     }
     const trustedProxies = new TrustedProxies(config.trustedProxies);
+    const busyPoller = new BusyPoller(config.busyPolling);
     const poolByName = (name: string): UpstreamPool => pools.get(name) as UpstreamPool;
     const listeners: AnyListener[] = [];
     for (const [index, listenerConfig] of config.listeners.entries()) {
@@ -159,6 +167,7 @@ export class LoadBalancer {
             listenerConfig,
             poolByName,
             trustedProxies,
+            busyPoller,
             logger,
             protocol,
           );
@@ -184,11 +193,20 @@ export class LoadBalancer {
         listenerConfig,
         poolByName,
         trustedProxies,
+        busyPoller,
         logger,
       );
       listeners.push(new HttpListener(listenerOptions(config, listenerConfig, proxy, logger)));
     }
-    const balancer = new LoadBalancer(config, pools, listeners, logger, baseDir, trustedProxies);
+    const balancer = new LoadBalancer(
+      config,
+      pools,
+      listeners,
+      logger,
+      baseDir,
+      trustedProxies,
+      busyPoller,
+    );
     for (const pool of pools.values()) {
       forwardPoolEvents(pool, balancer.events);
       drainUpgradedOnRemoval(pool, () => balancer.config.drainTimeout, logger);
@@ -307,6 +325,7 @@ export class LoadBalancer {
           listenerConfig,
           poolFor,
           trustedProxies,
+          this.busyPoller,
           logger,
           listenerConfig.tls === undefined ? 'http' : 'https',
         );
@@ -409,6 +428,7 @@ export class LoadBalancer {
       drainUpgradedOnRemoval(pool, () => this.config.drainTimeout, logger);
     }
     this.trustedProxies = trustedProxies;
+    this.busyPoller.setWindow(next.busyPolling);
     this.config = next;
     // DNS discovery follows the new entries (in the background; errors are logged by it).
     void this.discovery?.reconcile(this.pools, tlsFiles);
@@ -440,6 +460,7 @@ export class LoadBalancer {
   private closing: Promise<void> | undefined;
 
   private async closeOnce(drainMs: number): Promise<void> {
+    this.busyPoller.close();
     this.discovery?.close();
     await this.admin?.close();
     await Promise.all(this.listeners.map((l) => l.close(drainMs)));

@@ -18,6 +18,30 @@ export const duration = z.union([z.number(), z.string()]).transform((value, ctx)
   return ms;
 });
 
+/** Default window of `busyPolling: true` (docs/performance.md#busy-polling). */
+export const BUSY_POLLING_DEFAULT_MS = 100;
+const BUSY_POLLING_MAX_MS = 60_000;
+
+/**
+ * `busyPolling`: false (off), true (100ms) or how long the event loop keeps polling after the
+ * last request (1ms to 1m). Parsed to milliseconds, 0 = off.
+ */
+export const busyPollingWindow = z
+  .union([z.boolean(), z.number(), z.string()])
+  .transform((value, ctx) => {
+    if (value === false) return 0;
+    if (value === true) return BUSY_POLLING_DEFAULT_MS;
+    const ms = parseDuration(value);
+    if (ms === undefined || ms < 1 || ms > BUSY_POLLING_MAX_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected true, false or a duration from 1ms to 1m such as 100ms, found ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
 export const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
   const bytes = parseSize(value);
   if (bytes === undefined) {

@@ -52,6 +52,7 @@ import {
 import { ReplayableBody } from './replay-body.js';
 import { readBufferCollector } from './body-memory.js';
 import { untriedBackup } from '../health/eligibility.js';
+import type { BusyPoller } from '../server/busy-poller.js';
 import {
   mayRetry,
   retryBudgetOf,
@@ -70,6 +71,8 @@ export interface HttpProxyOptions {
   readonly accessLog: boolean;
   /** Forwarding headers sent to backends (forwarded.ts); default `x-forwarded`. */
   readonly forwardedHeaders?: ForwardedMode;
+  /** Told of every request when `busyPolling` is on (src/server/busy-poller.ts). */
+  readonly busyPoller?: BusyPoller;
 }
 
 /** Sends a short plain-text error response if nothing was sent yet; otherwise cuts the response. */
@@ -95,8 +98,11 @@ export function sendError(
 export class HttpProxy {
   readonly options: HttpProxyOptions;
 
+  private readonly busyPoller: BusyPoller | undefined;
+
   constructor(options: HttpProxyOptions) {
     this.options = options;
+    this.busyPoller = options.busyPoller;
     this.handleUpgrade = new UpgradeProxy(options).handleUpgrade;
   }
 
@@ -105,6 +111,7 @@ export class HttpProxy {
 
   /** The `request` listener of an http.Server (and the fast path's request handler). */
   readonly handleRequest = (req: ProxiedRequest, res: ProxiedResponse): void => {
+    this.busyPoller?.touch();
     new Exchange(this.options, req, res).start();
   };
 }
