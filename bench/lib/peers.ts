@@ -169,6 +169,8 @@ export async function startAnubis(
     client?: 'anubis' | 'undici';
     /** The listener's HTTP/1.1 fast path (on by default); false: node:http serves all. */
     fastPath?: boolean;
+    /** `busyPolling` (off by default): the event loop polls while requests arrive. */
+    busyPolling?: boolean;
   },
 ): Promise<RunningPeer> {
   const port = await freePort();
@@ -178,6 +180,7 @@ export async function startAnubis(
     // Like the nginx and HAProxy configurations: 60 s client keep-alive, no connection cap
     // below what the idle-connection scenario holds.
     limits: { keepAliveTimeout: '60s', maxConnections: 100_000 },
+    ...(options.busyPolling === true ? { busyPolling: true } : {}),
     listeners: [
       {
         address: `127.0.0.1:${port}`,

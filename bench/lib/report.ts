@@ -96,6 +96,14 @@ export function computeTargets(results: BenchResults): Target[] {
     );
     targets.push(
       check(
+        'small GET keep-alive: anubis busyPolling / 1 worker (req/s)',
+        ratio(peer(small, 'anubis-1w-busy')?.rps.median ?? NaN, anubis?.rps.median ?? NaN),
+        'report',
+        0,
+      ),
+    );
+    targets.push(
+      check(
         'small GET keep-alive: anubis workers auto / 1 worker (req/s)',
         ratio(peer(small, 'anubis-auto')?.rps.median ?? NaN, anubis?.rps.median ?? NaN),
         'report',
@@ -109,7 +117,13 @@ export function computeTargets(results: BenchResults): Target[] {
   // (50 connections queue behind the slower proxy), which the req/s targets already judge;
   // so do the burst case (50 requests at once: p99 ≈ the time to serve all 50) and the
   // clumped one (wrk's random pauses, quantised to ms ticks), reported next to it.
-  const addedP99 = (id: string, name: string, op: '<=' | 'report', wanted: number): void => {
+  const addedP99 = (
+    id: string,
+    name: string,
+    op: '<=' | 'report',
+    wanted: number,
+    anubisPeer = 'anubis-1w',
+  ): void => {
     const paced = results.throughput?.cases.find((c) => c.id === id);
     if (paced === undefined) return;
     const direct = peer(paced, 'direct')?.p99Ms.median ?? NaN;
@@ -121,7 +135,7 @@ export function computeTargets(results: BenchResults): Target[] {
       check(
         clumped ? `${name} (NOT Poisson: ${fallbackTool(paced)} generated it)` : name,
         addedRatio(
-          peer(paced, 'anubis-1w')?.p99Ms.median ?? NaN,
+          peer(paced, anubisPeer)?.p99Ms.median ?? NaN,
           peer(paced, 'nginx-1w')?.p99Ms.median ?? NaN,
           direct,
         ),
@@ -131,6 +145,13 @@ export function computeTargets(results: BenchResults): Target[] {
     );
   };
   addedP99('small-paced-50', 'added p99 over direct at ≈ 5,000 req/s: anubis / nginx', '<=', 1.5);
+  addedP99(
+    'small-paced-50',
+    'added p99 over direct at ≈ 5,000 req/s: anubis busyPolling / nginx',
+    '<=',
+    1.5,
+    'anubis-1w-busy',
+  );
   addedP99(
     'small-clumped-50',
     'added p99 over direct, wrk ms-paced clumps: anubis / nginx',

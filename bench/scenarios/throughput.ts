@@ -5,6 +5,7 @@
  * (bench/tools/poisson-load.c). Runs are interleaved across peers (A B C A B C …) and
  * summarised as medians.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad, type LoadResult, type LoadSpec } from '../lib/load.js';
 import {
   HAPROXY,
@@ -123,6 +124,9 @@ export const THROUGHPUT_CASES: readonly ThroughputCase[] = [
   },
 ];
 
+/** Pause before each measured run (longer than busyPolling's 100 ms window). */
+const SETTLE_MS = 250;
+
 /** The cases of a quick run: one per kind of work (small, body in, body out). */
 export const QUICK_CASE_IDS = ['small-ka-50', 'small-paced-50', 'post-64k', 'get-1m'];
 
@@ -167,6 +171,11 @@ export interface ThroughputOptions {
 async function startPeers(ctx: BenchContext, backend: string, peers: RunningPeer[]): Promise<void> {
   peers.push(await startAnubis(ctx, 'anubis-1w', [backend], { workers: 1 }));
   peers.push(await startAnubis(ctx, 'anubis-auto', [backend], { workers: 'auto' }));
+  // Opt-in busy polling (docs/performance.md#busy-polling): its window (100 ms) ends between
+  // the interleaved runs, so it does not spin while the other peers are measured.
+  peers.push(
+    await startAnubis(ctx, 'anubis-1w-busy', [backend], { workers: 1, busyPolling: true }),
+  );
   if (NGINX !== undefined) peers.push(await startNginxProxy(ctx, 'nginx-1w', [backend], ''));
   if (HAPROXY !== undefined)
     peers.push(await startHaproxy(ctx, 'haproxy-1t', [backend], 'roundrobin'));
@@ -212,6 +221,9 @@ export async function measureCases(
     }
     const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
     for (const target of interleave(targets, options.repeats)) {
+      // The previous target goes quiet first: anubis-1w-busy polls for 100 ms after its last
+      // request, on the CPU the next proxy is pinned to.
+      await sleep(SETTLE_MS);
       const result = await runLoad(
         spec(target.url, options.durationS),
         ctx.loadCpus,
