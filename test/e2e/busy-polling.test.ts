@@ -41,7 +41,7 @@ test(
     const file = join(dir, 'anubis.yaml');
     await writeFile(
       file,
-      `workers: 1\nbusyPolling: 700ms\nlisteners: [{address: "127.0.0.1:${port}", pool: p}]\n` +
+      `workers: 1\nbusyPolling: 1s\nlisteners: [{address: "127.0.0.1:${port}", pool: p}]\n` +
         `pools: {p: {backends: [{url: "${backend.url}"}]}}\n`,
     );
     const child = spawnCli(['--config', file]);
@@ -53,17 +53,20 @@ test(
     await waitForOutput(child, /"msg":"listening"/);
     const pid = child.pid as number;
     await sleep(300);
-    const idle = await cpuShare(pid, 400);
+    const idle = await cpuShare(pid, 500);
     for (let i = 0; i < 5; i++) {
       const response = await request(`http://127.0.0.1:${port}/`);
       assert.equal(await response.body.text(), 'a');
     }
-    const polling = await cpuShare(pid, 400);
-    await sleep(600);
-    const after = await cpuShare(pid, 400);
-    assert.ok(idle < 0.3, `expected an idle anubis to sleep, it used ${idle} of a core`);
-    assert.ok(polling > 0.5, `expected anubis to poll after requests, it used ${polling}`);
-    assert.ok(after < 0.3, `expected anubis to sleep after the window, it used ${after}`);
+    const polling = await cpuShare(pid, 500);
+    await sleep(700);
+    const after = await cpuShare(pid, 500);
+    // Alone on a core a polling anubis uses all of it and an idle one none; next to the rest
+    // of the test suite on 2 cores it gets its share of them (0.4 seen), so the bounds are
+    // far apart from both.
+    assert.ok(idle < 0.1, `expected an idle anubis to sleep, it used ${idle} of a core`);
+    assert.ok(polling > 0.15, `expected anubis to poll after requests, it used ${polling}`);
+    assert.ok(after < 0.1, `expected anubis to sleep after the window, it used ${after}`);
     assert.equal(await stopChild(child), 0);
   },
 );
