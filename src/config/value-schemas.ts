@@ -19,7 +19,7 @@ export const duration = z.union([z.number(), z.string()]).transform((value, ctx)
 });
 
 /** Default window of `busyPolling: true` (docs/performance.md#busy-polling). */
-export const BUSY_POLLING_DEFAULT_MS = 100;
+const BUSY_POLLING_DEFAULT_MS = 100;
 const BUSY_POLLING_MAX_MS = 60_000;
 
 /**

@@ -20,7 +20,6 @@ export class BusyPoller {
   /** When the poller first saw no new request (performance.now()); -1 while requests arrive. */
   private quietSince = -1;
   private immediate: NodeJS.Immediate | undefined;
-  private closed = false;
 
   constructor(windowMs: number) {
     this.windowMs = windowMs;
@@ -34,7 +33,7 @@ export class BusyPoller {
   /** A request arrived: keep polling, or start again. */
   touch(): void {
     this.activity++;
-    if (this.immediate === undefined && this.windowMs > 0 && !this.closed) {
+    if (this.immediate === undefined && this.windowMs > 0) {
       this.seenActivity = this.activity;
       this.quietSince = -1;
       this.immediate = setImmediate(this.poll);
@@ -48,7 +47,7 @@ export class BusyPoller {
 
   /** Stops polling for good (the load balancer closes; a queued immediate keeps Node alive). */
   close(): void {
-    this.closed = true;
+    this.windowMs = 0;
     if (this.immediate !== undefined) clearImmediate(this.immediate);
     this.immediate = undefined;
   }
