@@ -141,7 +141,11 @@ async function main(): Promise<number> {
             : THROUGHPUT_CASES;
       results = {
         ...results,
-        throughput: await runThroughput(ctx, { ...runs, cases }),
+        throughput: await runThroughput(ctx, {
+          ...runs,
+          pacedRepeats: options.pacedRepeats,
+          cases,
+        }),
       };
     }
     if (options.sections.includes('balancing')) {

@@ -13,6 +13,11 @@ export interface BenchOptions {
   readonly warmupS: number;
   /** Interleaved repetitions of every throughput configuration. */
   readonly repeats: number;
+  /**
+   * Repetitions of the Poisson added-latency case (small-paced-50): its p99 is the target
+   * that a shared machine's stalls move most, so a full run takes more of them.
+   */
+  readonly pacedRepeats: number;
   readonly balancingDurationS: number;
   readonly balancingRepeats: number;
   readonly balancingConnections: number;
@@ -39,6 +44,8 @@ export const BENCH_HELP = `npm run bench -- [options]
                           arrivals from bench/tools/poisson-load.c (needs gcc, else wrk's ms pauses)
   --duration S            seconds per throughput run (quick 1, full 5)
   --repeats N             interleaved repetitions per configuration (quick 2, full 3)
+  --paced-repeats N       repetitions of small-paced-50, the added-p99 case (default: the larger
+                          of --repeats and 7; quick 2)
   --warmup S              warm-up seconds per Node peer before each case (quick 1, full 2)
   --balancing-duration S  seconds per balancing run (quick 1, full 10)
   --balancing-repeats N   (quick 1, full 3)
@@ -47,6 +54,9 @@ export const BENCH_HELP = `npm run bench -- [options]
   --node PATH             Node binary for anubis and the Node peers (default: this one)
   --ref REF               benchmark src/ as committed at git REF (e.g. HEAD), not the working tree
 `;
+
+/** A full run's repetitions of the Poisson case (3 left its median p99 at the machine's mercy). */
+const FULL_PACED_REPEATS = 7;
 
 function positiveNumber(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -65,6 +75,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       cases: { type: 'string' },
       duration: { type: 'string' },
       repeats: { type: 'string' },
+      'paced-repeats': { type: 'string' },
       warmup: { type: 'string' },
       'balancing-duration': { type: 'string' },
       'balancing-repeats': { type: 'string' },
@@ -89,12 +100,23 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         `--only: unknown section(s) ${unknown.join(', ')}; expected ${SECTIONS.join(', ')}`,
       );
   }
+  const repeats = Math.max(1, Math.round(positiveNumber('repeats', values.repeats, quick ? 2 : 3)));
   return {
     quick,
     sections,
     durationS: Math.max(1, Math.round(positiveNumber('duration', values.duration, quick ? 1 : 5))),
     warmupS: Math.round(positiveNumber('warmup', values.warmup, quick ? 1 : 2)),
-    repeats: Math.max(1, Math.round(positiveNumber('repeats', values.repeats, quick ? 2 : 3))),
+    repeats,
+    pacedRepeats: Math.max(
+      1,
+      Math.round(
+        positiveNumber(
+          'paced-repeats',
+          values['paced-repeats'],
+          quick ? repeats : Math.max(repeats, FULL_PACED_REPEATS),
+        ),
+      ),
+    ),
     balancingDurationS: Math.max(
       1,
       Math.round(

@@ -222,8 +222,16 @@ function throughputTable(c: CaseResult): string {
     formatSpread(p.p99Ms, 2),
     String(p.errors + p.badStatus),
   ]);
+  const runs = Math.max(0, ...c.peers.map((p) => p.runs.length));
   return formatTable(
-    [c.title, c.metric === 'rps' ? 'req/s' : 'MB/s', '× direct', 'p50 ms', 'p99 ms', 'errors'],
+    [
+      `${c.title} (${runs} ${runs === 1 ? 'run' : 'runs'})`,
+      c.metric === 'rps' ? 'req/s' : 'MB/s',
+      '× direct',
+      'p50 ms',
+      'p99 ms',
+      'errors',
+    ],
     rows,
   );
 }

@@ -159,6 +159,8 @@ export interface ThroughputOptions {
   readonly durationS: number;
   readonly warmupS: number;
   readonly repeats: number;
+  /** Repetitions of the Poisson case (pacing 'poisson'); `repeats` when absent. */
+  readonly pacedRepeats?: number;
   readonly cases: readonly ThroughputCase[];
   readonly autocannonScript: string;
   readonly log: (line: string) => void;
@@ -220,7 +222,9 @@ export async function measureCases(
       }
     }
     const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
-    for (const target of interleave(targets, options.repeats)) {
+    const repeats =
+      testCase.pacing === 'poisson' ? (options.pacedRepeats ?? options.repeats) : options.repeats;
+    for (const target of interleave(targets, repeats)) {
       // The previous target goes quiet first: anubis-1w-busy polls for 100 ms after its last
       // request, on the CPU the next proxy is pinned to.
       await sleep(SETTLE_MS);

@@ -7,7 +7,7 @@ import { parseWrkOutput, type LoadResult } from '../../bench/lib/load.js';
 import { parseBenchArgs } from '../../bench/lib/options.js';
 import { parsePoissonOutput } from '../../bench/lib/poisson.js';
 import { parseProcStatus } from '../../bench/lib/procs.js';
-import { computeTargets, type BenchResults } from '../../bench/lib/report.js';
+import { computeTargets, formatSummary, type BenchResults } from '../../bench/lib/report.js';
 import {
   addedRatio,
   formatSpread,
@@ -105,10 +105,15 @@ void test('bench options: quick defaults, sections validated', () => {
   const quick = parseBenchArgs(['--quick']);
   assert.equal(quick.durationS, 1);
   assert.equal(quick.repeats, 2);
+  assert.equal(quick.pacedRepeats, 2);
   assert.equal(quick.pin, true);
   const full = parseBenchArgs(['--only', 'throughput,idle', '--repeats', '5', '--no-pin']);
   assert.deepEqual(full.sections, ['throughput', 'idle']);
   assert.equal(full.repeats, 5);
+  // The Poisson case gets at least 7 repetitions in a full run, more with a larger --repeats.
+  assert.equal(full.pacedRepeats, 7);
+  assert.equal(parseBenchArgs(['--repeats', '9']).pacedRepeats, 9);
+  assert.equal(parseBenchArgs(['--paced-repeats', '4']).pacedRepeats, 4);
   assert.equal(full.pin, false);
   assert.throws(() => parseBenchArgs(['--only', 'nope']), /unknown section/);
   assert.throws(() => parseBenchArgs(['--duration', 'x']), /expected a number/);
@@ -230,6 +235,21 @@ void test('targets are ratios between peers of the same run', () => {
     1.5,
   );
   assert.equal(targets.get('idle keep-alive connections: RSS per connection (KiB)')?.measured, 10);
+  // Each case's table says how many interleaved runs its medians come from.
+  const summary = formatSummary({
+    ...results,
+    throughput: {
+      backend: 'nginx',
+      peers: [],
+      cases: [
+        {
+          ...pacedCase('poisson-load'),
+          peers: [summarizeRuns('direct', [run(5_000, 0.25), run(5_000, 0.3)])],
+        },
+      ],
+    },
+  });
+  assert.match(summary, /\| small, paced \(2 runs\) +\| +req\/s \|/);
 });
 
 void test('cpu profiles are summed by area and function', () => {
