@@ -45,7 +45,7 @@ export const BENCH_HELP = `npm run bench -- [options]
   --duration S            seconds per throughput run (quick 1, full 5)
   --repeats N             interleaved repetitions per configuration (quick 2, full 3)
   --paced-repeats N       repetitions of small-paced-50, the added-p99 case (default: the larger
-                          of --repeats and 7; quick 2)
+                          of --repeats and 7; quick: as --repeats)
   --warmup S              warm-up seconds per Node peer before each case (quick 1, full 2)
   --balancing-duration S  seconds per balancing run (quick 1, full 10)
   --balancing-repeats N   (quick 1, full 3)
