@@ -66,6 +66,11 @@ function positiveNumber(name: string, value: string | undefined, fallback: numbe
   return n;
 }
 
+/** A whole count of at least 1 (repetitions, seconds) from a --flag. */
+function atLeastOne(name: string, value: string | undefined, fallback: number): number {
+  return Math.max(1, Math.round(positiveNumber(name, value, fallback)));
+}
+
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const { values } = parseArgs({
     args: [...argv],
@@ -100,33 +105,24 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         `--only: unknown section(s) ${unknown.join(', ')}; expected ${SECTIONS.join(', ')}`,
       );
   }
-  const repeats = Math.max(1, Math.round(positiveNumber('repeats', values.repeats, quick ? 2 : 3)));
+  const repeats = atLeastOne('repeats', values.repeats, quick ? 2 : 3);
   return {
     quick,
     sections,
-    durationS: Math.max(1, Math.round(positiveNumber('duration', values.duration, quick ? 1 : 5))),
+    durationS: atLeastOne('duration', values.duration, quick ? 1 : 5),
     warmupS: Math.round(positiveNumber('warmup', values.warmup, quick ? 1 : 2)),
     repeats,
-    pacedRepeats: Math.max(
-      1,
-      Math.round(
-        positiveNumber(
-          'paced-repeats',
-          values['paced-repeats'],
-          quick ? repeats : Math.max(repeats, FULL_PACED_REPEATS),
-        ),
-      ),
+    pacedRepeats: atLeastOne(
+      'paced-repeats',
+      values['paced-repeats'],
+      quick ? repeats : Math.max(repeats, FULL_PACED_REPEATS),
     ),
-    balancingDurationS: Math.max(
-      1,
-      Math.round(
-        positiveNumber('balancing-duration', values['balancing-duration'], quick ? 1 : 10),
-      ),
+    balancingDurationS: atLeastOne(
+      'balancing-duration',
+      values['balancing-duration'],
+      quick ? 1 : 10,
     ),
-    balancingRepeats: Math.max(
-      1,
-      Math.round(positiveNumber('balancing-repeats', values['balancing-repeats'], quick ? 1 : 3)),
-    ),
+    balancingRepeats: atLeastOne('balancing-repeats', values['balancing-repeats'], quick ? 1 : 3),
     balancingConnections: 16,
     idleConnections: Math.round(
       positiveNumber('idle-connections', values['idle-connections'], 10_000),
