@@ -509,6 +509,7 @@ function listenerOptions(
     address: listenerConfig.address,
     onRequest: proxy.handleRequest,
     fastPath: listenerConfig.fastPath,
+    acceptSockets: listenerConfig.acceptSockets,
     ...clientLimitsOf(config, listenerConfig, proxy, logger),
   };
 }

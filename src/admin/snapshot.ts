@@ -10,8 +10,9 @@
  * how many do). TCP listeners' counters (connections, connect failures, refused) add up
  * per listener address.
  */
-import type { Server } from 'node:net';
 import type { LoadBalancer } from '../load-balancer.js';
+import { countConnections } from '../server/bind.js';
+import { HttpListener } from '../server/http-listener.js';
 import { TcpListener } from '../server/tcp-listener.js';
 import type { Backend } from '../upstream/backend.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -136,12 +137,6 @@ export function snapshotPool(pool: UpstreamPool): PoolSnapshot {
   };
 }
 
-function openConnections(server: Server): Promise<number> {
-  return new Promise((resolve) => {
-    server.getConnections((error, count) => resolve(error === null ? count : 0));
-  });
-}
-
 /** Snapshot of a load balancer running in this process. */
 export async function takeSnapshot(balancer: LoadBalancer): Promise<Snapshot> {
   // TCP byte counters are brought up to date once a second; a snapshot wants them exact.
@@ -149,7 +144,9 @@ export async function takeSnapshot(balancer: LoadBalancer): Promise<Snapshot> {
   const pools = [...balancer.pools.values()].map(snapshotPool);
   const listeners = await Promise.all(
     balancer.listeners.map(async (l): Promise<ListenerSnapshot> => {
-      const connections = await openConnections(l.server);
+      const connections = await (l instanceof HttpListener
+        ? l.openConnections()
+        : countConnections([l.server]));
       if (!(l instanceof TcpListener)) return { address: l.addressText, connections };
       const { connectionsTotal, connectFailures } = l.proxy;
       return {

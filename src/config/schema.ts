@@ -367,6 +367,12 @@ export const listenerSchema = z.strictObject({
    * serves everything.
    */
   fastPath: z.boolean().default(true),
+  /**
+   * Plain HTTP listeners: listening sockets bound to the address with SO_REUSEPORT, so a burst
+   * of new connections is accepted several per event-loop iteration (docs/performance.md).
+   * `auto`: 8 where available (Linux, Node >= 22.12, one process), else 1.
+   */
+  acceptSockets: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
 });
 
 export const logSchema = z.strictObject({

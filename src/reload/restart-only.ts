@@ -1,8 +1,9 @@
 /**
  * Settings a reload cannot apply to a running process: the number of workers, the admin
- * listener, the log format, and the kind of a listener kept at its address (mode, tls, http2
- * or redirectToHttps changed: it keeps serving as before). A reload keeps the running ones and
- * says so (log line, and `restartNeeded` in the answer of `POST /api/reload`).
+ * listener, the log format, the kind of a listener kept at its address (mode, tls, http2
+ * or redirectToHttps changed: it keeps serving as before), and a plain HTTP listener's
+ * fastPath and acceptSockets. A reload keeps the running ones and says so (log line, and
+ * `restartNeeded` in the answer of `POST /api/reload`).
  *
  * Listener kinds are compared between the two configurations, so a kind change reported once
  * and not restarted is not reported again by a later reload.
@@ -29,6 +30,10 @@ export function restartOnlyChanges(current: Config, next: Config): string[] {
     else if (before.fastPath !== listener.fastPath) {
       changed.push(
         `listeners[${index}].fastPath (${address}: ${before.fastPath} → ${listener.fastPath})`,
+      );
+    } else if (before.acceptSockets !== listener.acceptSockets) {
+      changed.push(
+        `listeners[${index}].acceptSockets (${address}: ${before.acceptSockets} → ${listener.acceptSockets})`,
       );
     }
   }

@@ -4,7 +4,9 @@
  * serves plain bodiless HTTP/1.1 requests itself, handing every other connection to the
  * node:http server (src/server/fast-http1/). Closing it stops accepting, closes idle
  * keep-alive connections, lets in-flight requests finish up to a drain timeout, then cuts
- * what is left.
+ * what is left. With `acceptSockets` > 1 it binds that many sockets to the address
+ * (SO_REUSEPORT; src/server/accept-sockets.ts) so a burst of new connections is accepted
+ * several per event-loop iteration.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
@@ -14,7 +16,8 @@ import { silentLogger, type Logger } from '../logging/logger.js';
 import { applyClientLimits } from './client-limits.js';
 import type { ListenAddress } from '../config/units.js';
 import { formatAddress } from '../config/units.js';
-import { bindServer } from './bind.js';
+import { acceptSocketCount, createAcceptor, type AcceptSocketsSetting } from './accept-sockets.js';
+import { bindServer, closeServers, countConnections } from './bind.js';
 import type { ClientRequestHandler } from '../proxy/client-messages.js';
 import { FastHttp1Front, fastPathRuntime } from './fast-http1/front.js';
 
@@ -26,6 +29,11 @@ export interface HttpListenerOptions {
    * (src/server/fast-http1/). Off when this Node lacks the internals it needs (logged).
    */
   readonly fastPath?: boolean;
+  /**
+   * Listening sockets bound to the address (SO_REUSEPORT, src/server/accept-sockets.ts):
+   * `auto` or a count; 1 (the default) where this runtime cannot (logged when asked for more).
+   */
+  readonly acceptSockets?: AcceptSocketsSetting;
   /** Idle time allowed on a client keep-alive connection between requests. */
   readonly keepAliveTimeoutMs?: number;
   /** Time allowed to receive a request's headers (slowloris defence). */
@@ -49,6 +57,8 @@ export class HttpListener {
   readonly front: FastHttp1Front | undefined;
   /** Whether the fast path was asked for (it may be unavailable on this Node). */
   readonly fastPathRequested: boolean;
+  /** Listening sockets bound to the address (1, or more with SO_REUSEPORT). */
+  readonly acceptSockets: number;
   /** `host:port` as configured (the key a reload matches listeners by). */
   readonly addressText: string;
   private readonly address: ListenAddress;
@@ -56,6 +66,8 @@ export class HttpListener {
   private onUpgrade: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
   /** Upgraded client sockets still open (cut when a drain runs out). */
   private readonly upgraded: ReadonlySet<Duplex>;
+  /** Extra listening servers on the same port, handing their connections to listeningServer. */
+  private readonly acceptors: readonly NetServer[];
 
   constructor(options: HttpListenerOptions) {
     this.address = options.address;
@@ -107,6 +119,20 @@ export class HttpListener {
             logger,
             handle: (req, res) => this.onRequest(req, res),
           });
+    const sockets = acceptSocketCount(options.acceptSockets ?? 1);
+    if (typeof options.acceptSockets === 'number' && sockets.count < options.acceptSockets) {
+      logger.warn(
+        { code: 'ANUBIS_ACCEPT_SOCKETS_UNAVAILABLE', reason: sockets.unavailable },
+        `acceptSockets ${options.acceptSockets} unavailable: one listening socket`,
+      );
+    }
+    this.acceptSockets = sockets.count;
+    const acceptors: NetServer[] = [];
+    // Both the node:http server and the front accept half-open, no-delay sockets.
+    for (let i = 1; i < this.acceptSockets; i++) {
+      acceptors.push(createAcceptor(this.listeningServer, { allowHalfOpen: true, noDelay: true }));
+    }
+    this.acceptors = acceptors;
   }
 
   /** The server bound to the address: the fast path's front, or the node:http server. */
@@ -126,7 +152,12 @@ export class HttpListener {
 
   /** Binds the address; resolves with the bound address (useful with port 0). */
   listen(): Promise<AddressInfo> {
-    return bindServer(this.listeningServer, this.address);
+    return bindServer(this.listeningServer, this.address, this.acceptors);
+  }
+
+  /** Open client connections (every listening socket's). */
+  openConnections(): Promise<number> {
+    return countConnections([this.listeningServer, ...this.acceptors]);
   }
 
   /** The bound address (after listen()). */
@@ -141,8 +172,8 @@ export class HttpListener {
   async close(drainMs = 10_000): Promise<void> {
     const listening = this.listeningServer;
     if (!listening.listening) return;
-    // The front's server closes once every connection is gone, handed-off ones included.
-    const closed = new Promise<void>((resolve) => listening.close(() => resolve()));
+    // Each server closes once the connections it accepted are gone (handed-off ones included).
+    const closed = closeServers([listening, ...this.acceptors]);
     this.server.closeIdleConnections();
     this.front?.closeIdleConnections();
     const timer = setTimeout(() => {
