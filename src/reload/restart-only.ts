@@ -26,15 +26,14 @@ export function restartOnlyChanges(current: Config, next: Config): string[] {
     if (before === undefined) continue;
     const was = configuredKind(before);
     const now = configuredKind(listener);
-    if (was !== now) changed.push(`listeners[${index}] (${address}: ${was} → ${now})`);
-    else if (before.fastPath !== listener.fastPath) {
-      changed.push(
-        `listeners[${index}].fastPath (${address}: ${before.fastPath} → ${listener.fastPath})`,
-      );
-    } else if (before.acceptSockets !== listener.acceptSockets) {
-      changed.push(
-        `listeners[${index}].acceptSockets (${address}: ${before.acceptSockets} → ${listener.acceptSockets})`,
-      );
+    if (was !== now) {
+      changed.push(`listeners[${index}] (${address}: ${was} → ${now})`);
+      continue;
+    }
+    for (const key of ['fastPath', 'acceptSockets'] as const) {
+      if (before[key] !== listener[key]) {
+        changed.push(`listeners[${index}].${key} (${address}: ${before[key]} → ${listener[key]})`);
+      }
     }
   }
   return changed;

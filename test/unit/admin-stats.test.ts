@@ -306,6 +306,19 @@ void test('reload names the changed settings that need a restart', () => {
   assert.deepEqual(restartOnlyChanges(current, noFastPath), [
     'listeners[0].fastPath (127.0.0.1:8080: true → false)',
   ]);
+  const fewerSockets = validateConfig(
+    {
+      ...base,
+      workers: 2,
+      admin: { address: '127.0.0.1:9090' },
+      listeners: [{ ...base.listeners[0], fastPath: false, acceptSockets: 2 }],
+    },
+    't',
+  );
+  assert.deepEqual(restartOnlyChanges(current, fewerSockets), [
+    'listeners[0].fastPath (127.0.0.1:8080: true → false)',
+    'listeners[0].acceptSockets (127.0.0.1:8080: auto → 2)',
+  ]);
 });
 
 void test('reloads run one after the other, even when one fails', async () => {
