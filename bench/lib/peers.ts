@@ -171,6 +171,8 @@ export async function startAnubis(
     fastPath?: boolean;
     /** `busyPolling` (off by default): the event loop polls while requests arrive. */
     busyPolling?: boolean;
+    /** The listener's `acceptSockets` (`auto` by default). */
+    acceptSockets?: 'auto' | number;
   },
 ): Promise<RunningPeer> {
   const port = await freePort();
@@ -187,6 +189,7 @@ export async function startAnubis(
         pool: 'bench',
         ...(options.mode === 'tcp' ? { mode: 'tcp' } : {}),
         ...(options.fastPath === false ? { fastPath: false } : {}),
+        ...(options.acceptSockets === undefined ? {} : { acceptSockets: options.acceptSockets }),
       },
     ],
     pools: {

@@ -1,59 +1,20 @@
 /**
  * The open-loop Poisson load generator (bench/tools/poisson-load.c): compiled with gcc into
- * .cache/poisson-load on first use (again only when the source is newer than the binary), and
- * its one-line result parsed into a LoadResult.
+ * .cache/poisson-load on first use (bench/lib/c-tool.ts), and its one-line result parsed into
+ * a LoadResult.
  *
  * Why not wrk for Poisson arrivals: wrk's Lua `delay()` is in whole milliseconds and its event
  * loop fires timers on millisecond ticks, so random pauses end together and the requests
  * arrive in clumps (measured: 59% of the gaps under 10 µs at ≈ 4,900 req/s over 50
  * connections, where Poisson gives 4.8%; clumps of up to 15–20 requests).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { compiledTool } from './c-tool.js';
 import { loadResultFromJson, type LatencyJson } from './latency-json.js';
 import type { LoadResult } from './load.js';
-import { which } from './procs.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const POISSON_SOURCE = join(ROOT, 'bench/tools/poisson-load.c');
-export const POISSON_BINARY = join(ROOT, '.cache/poisson-load');
-
-function mtimeMs(path: string): number | undefined {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Path of the compiled tool, compiling it when the binary is missing or older than its
- * source; undefined when gcc is not installed. A compile error throws (with gcc's output):
- * the source is ours, so a failure is a bug to see, not a reason to fall back quietly.
- */
-export function poissonLoadBinary(gcc: string | undefined = which('gcc')): string | undefined {
-  const built = mtimeMs(POISSON_BINARY);
-  const source = mtimeMs(POISSON_SOURCE);
-  if (source === undefined) throw new Error(`${POISSON_SOURCE} is missing`);
-  if (built !== undefined && built >= source) return POISSON_BINARY;
-  if (gcc === undefined) return undefined;
-  mkdirSync(join(ROOT, '.cache'), { recursive: true });
-  // Compiled under a name of its own, then renamed: a test and a bench compiling at the same
-  // time never run a half-written binary.
-  const temp = `${POISSON_BINARY}.${process.pid}.tmp`;
-  const out = spawnSync(
-    gcc,
-    ['-std=c11', '-O2', '-Wall', '-Wextra', '-o', temp, POISSON_SOURCE, '-lm'],
-    { encoding: 'utf8' },
-  );
-  if (out.status !== 0) {
-    rmSync(temp, { force: true });
-    throw new Error(`gcc failed on ${POISSON_SOURCE}:\n${out.stderr}${out.stdout}`);
-  }
-  renameSync(temp, POISSON_BINARY);
-  return POISSON_BINARY;
+/** The compiled tool (bench/lib/c-tool.ts); undefined when gcc is not installed. */
+export function poissonLoadBinary(gcc?: string): string | undefined {
+  return compiledTool('poisson-load', ['-lm'], gcc);
 }
 
 /** Command-line arguments of the tool for a run. */
