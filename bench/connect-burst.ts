@@ -10,7 +10,8 @@
  * (taskset). Runs are interleaved (A B C D A B C D …); medians and min–max are reported.
  *
  *   node --import tsx bench/connect-burst.ts [--rounds 3] [--connections 256] [--bursts 3]
- *                                            [--node PATH]   (Node 24: SO_REUSEPORT)
+ *     [--sockets 1,auto]  the anubis variants (acceptSockets values, comma-separated)
+ *     [--node PATH]       Node for anubis (>= 22.12 for SO_REUSEPORT; Node 20 binds one socket)
  *
  * Writes bench/results/connect-burst-<timestamp>.json. Loopback only; every run bounded.
  */
@@ -37,6 +38,7 @@ import { stopAllProcesses, TASKSET } from './lib/procs.js';
 import { formatSpread, formatTable, interleave, spread, type Spread } from './lib/stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WARMUP_BURSTS = 5;
 
 function arg(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -102,6 +104,14 @@ async function measure(
   const running = await peer.start(ctx, backend);
   try {
     const url = `${running.url}/small`;
+    // Warm-up, not measured: 1 s of load and five bursts (the JIT compiles the accept path
+    // over the first bursts: 50–70 ms for 256 connections, then 12–20 ms; and the upstream
+    // keep-alive connections a burst needs, as nginx's `keepalive 512` gets them too).
+    await runLoad({ url, connections: 50, durationS: 1 }, ctx.loadCpus, '');
+    for (let i = 0; i < WARMUP_BURSTS; i++) {
+      await runBurst(tool, ctx.loadCpus, connections, url);
+      await sleep(100);
+    }
     await sleep(300);
     const idle = await runBurst(tool, ctx.loadCpus, connections, url);
     await sleep(300);
@@ -148,6 +158,15 @@ async function main(): Promise<number> {
   const connections = countArg('connections', 256, 4_000);
   const bursts = countArg('bursts', 3, 10);
   const node = arg('node', process.execPath);
+  const socketSettings = arg('sockets', '1,auto')
+    .split(',')
+    .map((v) => (v === 'auto' ? 'auto' : Number(v)));
+  if (socketSettings.some((v) => v !== 'auto' && !(Number.isInteger(v) && v >= 1 && v <= 64))) {
+    process.stderr.write(
+      `--sockets: a list of acceptSockets values, auto or 1–64 (got ${arg('sockets', '')})\n`,
+    );
+    return 2;
+  }
   if (WRK === undefined) {
     process.stderr.write('wrk is not installed (apt-get install wrk): it makes the load\n');
     return 2;
@@ -169,16 +188,11 @@ async function main(): Promise<number> {
     loadCpus: pinned ? '1' : undefined,
     node,
   };
-  const peers: PeerSpec[] = [
-    {
-      name: 'anubis, 1 socket',
-      start: (c, b) => startAnubis(c, 'anubis-1', [b], { workers: 1, acceptSockets: 1 }),
-    },
-    {
-      name: 'anubis, acceptSockets auto',
-      start: (c, b) => startAnubis(c, 'anubis-auto', [b], { workers: 1 }),
-    },
-  ];
+  const peers: PeerSpec[] = socketSettings.map((setting) => ({
+    name: setting === 'auto' ? 'anubis, acceptSockets auto' : `anubis, acceptSockets ${setting}`,
+    start: (c, b) =>
+      startAnubis(c, `anubis-${setting}`, [b], { workers: 1, acceptSockets: setting }),
+  }));
   if (NGINX !== undefined) {
     peers.push({ name: 'nginx (1 worker)', start: (c, b) => startNginxProxy(c, 'nginx', [b], '') });
   }
