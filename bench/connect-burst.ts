@@ -15,13 +15,14 @@
  *
  * Writes bench/results/connect-burst-<timestamp>.json. Loopback only; every run bounded.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { buildForBench } from './lib/build.js';
+import { runBurst, type BurstResult } from './lib/burst.js';
 import { compiledTool } from './lib/c-tool.js';
 import { runLoad, WRK, type LoadResult } from './lib/load.js';
 import {
@@ -31,6 +32,7 @@ import {
   startFastBackend,
   startHaproxy,
   startNginxProxy,
+  benchCpus,
   type BenchContext,
   type RunningPeer,
 } from './lib/peers.js';
@@ -53,32 +55,6 @@ function countArg(name: string, fallback: number, max: number): number {
     process.exit(2);
   }
   return value;
-}
-
-/** One line of connect-burst's output. */
-interface BurstResult {
-  n: number;
-  ok: number;
-  errors: number;
-  bad: number;
-  timeouts: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  maxMs: number;
-}
-
-function runBurst(tool: string, cpus: string | undefined, n: number, url: string) {
-  const [command, args] =
-    cpus !== undefined && TASKSET !== undefined
-      ? [TASKSET, ['-c', cpus, tool, '-n', String(n), '-t', '10', url]]
-      : [tool, ['-n', String(n), '-t', '10', url]];
-  return new Promise<BurstResult>((resolve, reject) => {
-    execFile(command, args, { timeout: 20_000 }, (error, stdout) => {
-      if (error !== null) reject(new Error(`connect-burst failed: ${error.message}`));
-      else resolve(JSON.parse(stdout.trim()) as BurstResult);
-    });
-  });
 }
 
 interface PeerSpec {
@@ -181,13 +157,7 @@ async function main(): Promise<number> {
   process.stderr.write(`building anubis (tsc)… node ${nodeVersion}\n`);
   const built = buildForBench(ROOT, undefined, 'connect-burst');
   const dir = mkdtempSync(join(tmpdir(), 'anubis-burst-'));
-  const ctx: BenchContext = {
-    dir,
-    buildDir: built.dir,
-    proxyCpus: pinned ? '0' : undefined,
-    loadCpus: pinned ? '1' : undefined,
-    node,
-  };
+  const ctx: BenchContext = { dir, buildDir: built.dir, node, ...benchCpus(pinned) };
   const peers: PeerSpec[] = socketSettings.map((setting) => ({
     name: setting === 'auto' ? 'anubis, acceptSockets auto' : `anubis, acceptSockets ${setting}`,
     start: (c, b) =>

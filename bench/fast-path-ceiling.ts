@@ -38,6 +38,7 @@ import { Client } from 'undici';
 import { buildForBench } from './lib/build.js';
 import { runLoad, WRK, type LoadResult } from './lib/load.js';
 import {
+  benchCpus,
   NGINX,
   startAnubis,
   startNginxBackend,
@@ -230,13 +231,7 @@ async function main(): Promise<number> {
   if (built.typeErrors !== '')
     log(`tsc reported errors (output emitted anyway):\n${built.typeErrors.slice(0, 2_000)}`);
   const dir = mkdtempSync(join(tmpdir(), 'anubis-fast-path-'));
-  const ctx: BenchContext = {
-    dir,
-    buildDir: built.dir,
-    proxyCpus: pinned ? '0' : undefined,
-    loadCpus: pinned ? '1' : undefined,
-    node: options.node,
-  };
+  const ctx: BenchContext = { dir, buildDir: built.dir, node: options.node, ...benchCpus(pinned) };
   if (pinned)
     spawnSync(TASKSET as string, ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const autocannon = join(built.dir, 'bench/children/autocannon-load.js');

@@ -32,6 +32,11 @@ export interface BenchContext {
   readonly node: string;
 }
 
+/** CPUs of a run: pinned, the proxy under test on CPU 0 and the load and backends on CPU 1. */
+export function benchCpus(pinned: boolean): Pick<BenchContext, 'proxyCpus' | 'loadCpus'> {
+  return pinned ? { proxyCpus: '0', loadCpus: '1' } : { proxyCpus: undefined, loadCpus: undefined };
+}
+
 export interface RunningPeer {
   readonly name: string;
   /** `http://127.0.0.1:PORT` */

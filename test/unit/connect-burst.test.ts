@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
+import type { BurstResult as Burst } from '../../bench/lib/burst.js';
 import { compiledTool } from '../../bench/lib/c-tool.js';
 import { which } from '../../bench/lib/procs.js';
 
@@ -17,17 +18,6 @@ function tool(t: TestContext): string | undefined {
     return undefined;
   }
   return compiledTool('connect-burst', [], GCC);
-}
-
-interface Burst {
-  n: number;
-  ok: number;
-  errors: number;
-  bad: number;
-  timeouts: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
 }
 
 function run(binary: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
