@@ -173,6 +173,9 @@ export class HttpListener {
     const listening = this.listeningServer;
     if (!listening.listening) return;
     // Each server closes once the connections it accepted are gone (handed-off ones included).
+    // Known limit: the front closes node:http when its own connections are gone, which stops
+    // node:http's header and request timeouts for connections an acceptor handed it that are
+    // still open; the drain timeout below still cuts them.
     const closed = closeServers([listening, ...this.acceptors]);
     this.server.closeIdleConnections();
     this.front?.closeIdleConnections();
