@@ -1,9 +1,9 @@
 /**
  * A plain HTTP listener with several listening sockets (acceptSockets, SO_REUSEPORT) end to
- * end: a burst of connections is proxied whichever socket accepts each, the client-connection
- * gauge and the connection cap count all of them, and a reload that changes the setting says
- * it needs a restart. Where this runtime has no SO_REUSEPORT (Node 20) the listener has one
- * socket and the same behaviour holds.
+ * end: a burst of connections is proxied whichever socket accepts each, and the
+ * client-connection gauge and the connection cap count all of them. Where this runtime has no
+ * SO_REUSEPORT (Node 20) the listener has one socket and the same behaviour holds. (A reload
+ * changing the setting reports a restart: test/unit/admin-stats.test.ts.)
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
