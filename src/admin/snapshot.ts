@@ -11,8 +11,6 @@
  * per listener address.
  */
 import type { LoadBalancer } from '../load-balancer.js';
-import { countConnections } from '../server/bind.js';
-import { HttpListener } from '../server/http-listener.js';
 import { TcpListener } from '../server/tcp-listener.js';
 import type { Backend } from '../upstream/backend.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -144,9 +142,7 @@ export async function takeSnapshot(balancer: LoadBalancer): Promise<Snapshot> {
   const pools = [...balancer.pools.values()].map(snapshotPool);
   const listeners = await Promise.all(
     balancer.listeners.map(async (l): Promise<ListenerSnapshot> => {
-      const connections = await (l instanceof HttpListener
-        ? l.openConnections()
-        : countConnections([l.server]));
+      const connections = await l.openConnections();
       if (!(l instanceof TcpListener)) return { address: l.addressText, connections };
       const { connectionsTotal, connectFailures } = l.proxy;
       return {

@@ -20,6 +20,7 @@ import { acceptSocketCount, createAcceptor, type AcceptSocketsSetting } from './
 import { bindServer, closeServers, countConnections } from './bind.js';
 import type { ClientRequestHandler } from '../proxy/client-messages.js';
 import { FastHttp1Front, fastPathRuntime } from './fast-http1/front.js';
+import type { ClientListener } from './secure-listener.js';
 
 export interface HttpListenerOptions {
   readonly address: ListenAddress;
@@ -50,7 +51,7 @@ export interface HttpListenerOptions {
   readonly logger?: Logger;
 }
 
-export class HttpListener {
+export class HttpListener implements ClientListener {
   /** The node:http server (it binds the address unless the fast path's front does). */
   readonly server: Server;
   /** The fast path's socket server, when on. */
@@ -155,7 +156,6 @@ export class HttpListener {
     return bindServer(this.listeningServer, this.address, this.acceptors);
   }
 
-  /** Open client connections (every listening socket's). */
   openConnections(): Promise<number> {
     return countConnections([this.listeningServer, ...this.acceptors]);
   }

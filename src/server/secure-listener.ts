@@ -50,7 +50,7 @@ import {
 } from './client-limits.js';
 import { formatAddress } from '../config/units.js';
 import type { ListenerTlsConfig, ListenerCertificates } from './tls-certificates.js';
-import { bindServer } from './bind.js';
+import { bindServer, countConnections } from './bind.js';
 
 /** The HTTP/2 connection preface every h2c client sends first (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -102,12 +102,17 @@ export interface SecureListenerOptions {
 
 /** What the load balancer needs of any client listener. */
 export interface ClientListener {
-  /** The socket server (emits 'connection' for every accepted TCP connection). */
+  /**
+   * The listener's server. An HttpListener's is its node:http server, which neither binds nor
+   * sees every connection when the fast path is on: count with openConnections().
+   */
   readonly server: Server;
   /** `host:port` as configured. */
   readonly addressText: string;
   listen(): Promise<AddressInfo>;
   boundAddress(): AddressInfo;
+  /** Open client connections (every listening socket's). */
+  openConnections(): Promise<number>;
   close(drainMs?: number): Promise<void>;
 }
 
@@ -324,6 +329,10 @@ export class SecureListener implements ClientListener {
 
   boundAddress(): AddressInfo {
     return this.server.address() as AddressInfo;
+  }
+
+  openConnections(): Promise<number> {
+    return countConnections([this.server]);
   }
 
   async close(drainMs = 10_000): Promise<void> {

@@ -12,7 +12,7 @@ import type { ListenAddress } from '../config/units.js';
 import { formatAddress } from '../config/units.js';
 import type { TcpProxy } from '../proxy/tcp-proxy.js';
 import type { ClientListener } from './secure-listener.js';
-import { bindServer } from './bind.js';
+import { bindServer, countConnections } from './bind.js';
 
 export interface TcpListenerOptions {
   readonly address: ListenAddress;
@@ -48,6 +48,10 @@ export class TcpListener implements ClientListener {
 
   boundAddress(): AddressInfo {
     return this.server.address() as AddressInfo;
+  }
+
+  openConnections(): Promise<number> {
+    return countConnections([this.server]);
   }
 
   /** Stops accepting; open connections get `drainMs` to finish, then are cut. */

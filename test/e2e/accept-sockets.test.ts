@@ -13,6 +13,7 @@ import { reusePortUnavailable } from '../../src/server/accept-sockets.js';
 import { HttpListener } from '../../src/server/http-listener.js';
 import { startAnubis, type RunningAnubis } from '../helpers/anubis.js';
 import { openRaw, sendRaw, statusesOf } from '../helpers/raw-http.js';
+import { pollUntil } from '../helpers/poll.js';
 import { startNamedBackend } from '../helpers/servers.js';
 
 const EXPECTED_SOCKETS = reusePortUnavailable() === undefined ? 8 : 1;
@@ -64,16 +65,6 @@ async function clientConnectionsGauge(admin: string): Promise<number> {
   return Number(match[1]);
 }
 
-async function eventually(read: () => Promise<number>, expected: number): Promise<number> {
-  const deadline = Date.now() + 5_000;
-  let value = await read();
-  while (value !== expected && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    value = await read();
-  }
-  return value;
-}
-
 void test('200 connections opened at once are all proxied, over both backends', async (t) => {
   const { lb, port } = await rig(t);
   assert.equal(listenerOf(lb).acceptSockets, EXPECTED_SOCKETS);
@@ -109,9 +100,9 @@ for (const fastPath of [true, false]) {
       assert.deepEqual(statusesOf(await answered), [200]);
     }
     // The admin's own connection is on another listener: exactly the 12 held ones.
-    assert.equal(await eventually(() => clientConnectionsGauge(admin), 12), 12);
+    assert.equal(await pollUntil(() => clientConnectionsGauge(admin), 12), 12);
     for (const socket of held.splice(0, 5)) socket.destroy();
-    assert.equal(await eventually(() => clientConnectionsGauge(admin), 7), 7);
+    assert.equal(await pollUntil(() => clientConnectionsGauge(admin), 7), 7);
   });
 }
 
@@ -122,7 +113,7 @@ void test('limits.maxConnections caps connections over all listening sockets', a
     for (const socket of held) socket.destroy();
   });
   // Accepted (not just queued in the kernel) before the next ones arrive.
-  assert.equal(await eventually(() => listenerOf(lb).openConnections(), 3), 3);
+  assert.equal(await pollUntil(() => listenerOf(lb).openConnections(), 3), 3);
   // Each of these lands on any socket of the group; all are beyond the cap.
   const refused = await Promise.all(
     Array.from({ length: 6 }, () => sendRaw(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 5_000)),
@@ -132,7 +123,7 @@ void test('limits.maxConnections caps connections over all listening sockets', a
     assert.equal(answer.closed, true);
   }
   for (const socket of held) socket.destroy();
-  assert.equal(await eventually(() => listenerOf(lb).openConnections(), 0), 0);
+  assert.equal(await pollUntil(() => listenerOf(lb).openConnections(), 0), 0);
   const again = await sendRaw(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   assert.deepEqual(again.statuses, [200]);
 });

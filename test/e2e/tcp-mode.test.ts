@@ -16,6 +16,7 @@ import { createLoadBalancer, type LoadBalancer } from '../../src/load-balancer.j
 import { TcpListener } from '../../src/server/tcp-listener.js';
 import { backendIdFromUrl } from '../../src/upstream/backend.js';
 import type { UpstreamPool } from '../../src/upstream/pool.js';
+import { pollUntil } from '../helpers/poll.js';
 import { freePort } from '../helpers/servers.js';
 
 interface TcpBackend {
@@ -126,6 +127,21 @@ void test('bytes pass both ways, half-close included; connections round-robin; c
   assert.equal(ba.latencySamples, 2, 'connect time is the latency sample');
   assert.equal(listener.proxy.connectionsTotal, 4);
   assert.equal(listener.proxy.sessions.size, 0);
+});
+
+void test('openConnections counts the client connections held open (the client-connections gauge)', async (t) => {
+  const a = await startTcpBackend('a');
+  const { lb, port, listener } = await startTcpAnubis([a.url]);
+  const clients: Socket[] = [];
+  t.after(async () => {
+    for (const socket of clients) socket.destroy();
+    await lb.close(500);
+    await a.close();
+  });
+  for (let i = 0; i < 3; i++) clients.push((await openClient(port)).socket);
+  assert.equal(await pollUntil(() => listener.openConnections(), 3), 3);
+  clients.shift()?.destroy();
+  assert.equal(await pollUntil(() => listener.openConnections(), 2), 2);
 });
 
 void test('a backend killed mid-stream closes the client connection; counters return to 0', async (t) => {
