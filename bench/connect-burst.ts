@@ -20,7 +20,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import type { AcceptSocketsSetting } from '../src/server/accept-sockets.js';
 import { buildForBench } from './lib/build.js';
 import { runBurst, type BurstResult } from './lib/burst.js';
 import { compiledTool } from './lib/c-tool.js';
@@ -42,19 +44,46 @@ import { formatSpread, formatTable, interleave, spread, type Spread } from './li
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WARMUP_BURSTS = 5;
 
-function arg(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
+interface BurstOptions {
+  readonly rounds: number;
+  readonly connections: number;
+  readonly bursts: number;
+  readonly node: string;
+  readonly sockets: readonly AcceptSocketsSetting[];
 }
 
-/** A positive whole number from the command line, or exit 2 naming the flag. */
-function countArg(name: string, fallback: number, max: number): number {
-  const value = Number(arg(name, String(fallback)));
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    process.stderr.write(`--${name}: a whole number from 1 to ${max} (got ${arg(name, '')})\n`);
-    process.exit(2);
-  }
-  return value;
+/** A whole number from 1 to `max` given to --name (`fallback` when absent). */
+function wholeNumber(name: string, value: string | undefined, max: number, fallback: number) {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new Error(`--${name}: a whole number from 1 to ${max}, found ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The command line (node:util parseArgs, strict: an unknown flag is an error). */
+function parseBurstArgs(argv: readonly string[]): BurstOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    options: {
+      rounds: { type: 'string' },
+      connections: { type: 'string' },
+      bursts: { type: 'string' },
+      sockets: { type: 'string' },
+      node: { type: 'string' },
+    },
+  });
+  const sockets = (values.sockets ?? '1,auto')
+    .split(',')
+    .map((v): AcceptSocketsSetting => (v === 'auto' ? 'auto' : wholeNumber('sockets', v, 64, 1)));
+  return {
+    rounds: wholeNumber('rounds', values.rounds, 20, 3),
+    connections: wholeNumber('connections', values.connections, 4_000, 256),
+    bursts: wholeNumber('bursts', values.bursts, 10, 3),
+    node: values.node ?? process.execPath,
+    sockets,
+  };
 }
 
 interface PeerSpec {
@@ -130,19 +159,15 @@ function summarise(records: readonly RunRecord[]): PeerSummary {
 }
 
 async function main(): Promise<number> {
-  const rounds = countArg('rounds', 3, 20);
-  const connections = countArg('connections', 256, 4_000);
-  const bursts = countArg('bursts', 3, 10);
-  const node = arg('node', process.execPath);
-  const socketSettings = arg('sockets', '1,auto')
-    .split(',')
-    .map((v) => (v === 'auto' ? 'auto' : Number(v)));
-  if (socketSettings.some((v) => v !== 'auto' && !(Number.isInteger(v) && v >= 1 && v <= 64))) {
-    process.stderr.write(
-      `--sockets: a list of acceptSockets values, auto or 1–64 (got ${arg('sockets', '')})\n`,
-    );
+  let options: BurstOptions;
+  try {
+    options = parseBurstArgs(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
     return 2;
   }
+  const { rounds, connections, bursts, node } = options;
+  const startedAt = new Date().toISOString();
   if (WRK === undefined) {
     process.stderr.write('wrk is not installed (apt-get install wrk): it makes the load\n');
     return 2;
@@ -158,7 +183,7 @@ async function main(): Promise<number> {
   const built = buildForBench(ROOT, undefined, 'connect-burst');
   const dir = mkdtempSync(join(tmpdir(), 'anubis-burst-'));
   const ctx: BenchContext = { dir, buildDir: built.dir, node, ...benchCpus(pinned) };
-  const peers: PeerSpec[] = socketSettings.map((setting) => ({
+  const peers: PeerSpec[] = options.sockets.map((setting) => ({
     name: setting === 'auto' ? 'anubis, acceptSockets auto' : `anubis, acceptSockets ${setting}`,
     start: (c, b) =>
       startAnubis(c, `anubis-${setting}`, [b], { workers: 1, acceptSockets: setting }),
@@ -212,7 +237,6 @@ async function main(): Promise<number> {
       ];
     }),
   );
-  const startedAt = new Date().toISOString();
   const header =
     `node ${nodeVersion}; ${rounds} rounds, ${bursts} bursts under load per round; ` +
     `${pinned ? 'proxies on CPU 0, load on CPU 1' : 'not pinned'}; backend ${backend.kind}`;

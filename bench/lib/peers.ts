@@ -3,6 +3,7 @@
  * a configuration file written to the bench's temp directory, on free 127.0.0.1 ports, and
  * stopped by PID. Nothing here touches the system's nginx or HAProxy services.
  */
+import type { AcceptSocketsSetting } from '../../src/server/accept-sockets.js';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -177,7 +178,7 @@ export async function startAnubis(
     /** `busyPolling` (off by default): the event loop polls while requests arrive. */
     busyPolling?: boolean;
     /** The listener's `acceptSockets` (`auto` by default). */
-    acceptSockets?: 'auto' | number;
+    acceptSockets?: AcceptSocketsSetting;
   },
 ): Promise<RunningPeer> {
   const port = await freePort();
