@@ -124,6 +124,9 @@ void test('limits.maxConnections caps connections over all listening sockets', a
   }
   for (const socket of held) socket.destroy();
   assert.equal(await pollUntil(() => listenerOf(lb).openConnections(), 0), 0);
-  const again = await sendRaw(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-  assert.deepEqual(again.statuses, [200]);
+  // node:net lowers the server's count when a socket is destroyed, the cap on its 'close'
+  // event one loop iteration later: a connection in between may still be refused.
+  const admitted = async (): Promise<number | undefined> =>
+    (await sendRaw(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).statuses[0];
+  assert.equal(await pollUntil(admitted, 200, 2_000), 200);
 });
