@@ -353,6 +353,10 @@ test('a connection refused by the cap that resets does not take anubis down', as
   const port = portOf(lb);
   const held = await openRaw(port);
   t.after(() => held.destroy());
+  // Answered first, so anubis counts it before the ones beyond the cap arrive.
+  const first = once(held, 'data');
+  held.write('GET /len HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.match(((await first) as [Buffer])[0].toString('latin1'), /^HTTP\/1\.1 200 /);
   for (let i = 0; i < 3; i++) {
     const refused = await openRaw(port);
     refused.on('error', () => {});

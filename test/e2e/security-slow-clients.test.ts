@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import { startAnubis, type RunningAnubis } from '../helpers/anubis.js';
+import { pollUntil } from '../helpers/poll.js';
 import { openRaw, sendRaw, statusesOf, startRecordingBackend } from '../helpers/raw-http.js';
 
 let backend: Awaited<ReturnType<typeof startRecordingBackend>>;
@@ -88,17 +89,23 @@ void test('an idle keep-alive connection is closed after keepAliveTimeout', asyn
 void test('beyond maxConnections a new connection gets 503 and is closed; capacity comes back', async () => {
   await withAnubis({ maxConnections: 3 }, async (port) => {
     const held = await Promise.all([openRaw(port), openRaw(port), openRaw(port)]);
-    // Let anubis count them before the next one arrives.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // An answer on each proves anubis accepted and counts it before the next one arrives.
+    for (const socket of held) {
+      const answered = once(socket, 'data');
+      socket.write(`GET /held HTTP/1.1\r\n${H}\r\n`);
+      const [chunk] = (await answered) as [Buffer];
+      assert.deepEqual(statusesOf(chunk.toString('latin1')), [200]);
+    }
     const refused = await sendRaw(port, `GET /over HTTP/1.1\r\n${H}\r\n`);
     assert.deepEqual(refused.statuses, [503], refused.text);
     assert.match(refused.text, /retry-after: 1/i);
     assert.equal(refused.closed, true);
     assert.equal(backend.requests().filter((r) => r.includes('/over')).length, 0);
     for (const socket of held) socket.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const ok = await sendRaw(port, `GET /back HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
-    assert.deepEqual(ok.statuses, [200]);
+    // Capacity comes back once anubis has seen the three close.
+    const back = async (): Promise<number | undefined> =>
+      (await sendRaw(port, `GET /back HTTP/1.1\r\n${H}Connection: close\r\n\r\n`)).statuses[0];
+    assert.equal(await pollUntil(back, 200, 3_000), 200);
   });
 });
 
