@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startAnubis } from '../helpers/anubis.js';
+import { pollUntil } from '../helpers/poll.js';
 import { startBackend } from '../helpers/servers.js';
 
 /** A backend that counts concurrent requests and answers after `delayMs`. */
@@ -61,7 +62,8 @@ void test('a queued request that waits longer than queueTimeout gets 503', async
     await slow.close();
   });
   const first = fetch(`${lb.url}/`);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // The first request holds the only slot (it reached the backend) before the second is sent.
+  assert.equal(await pollUntil(() => slow.stats.active, 1), 1);
   const started = performance.now();
   const second = await fetch(`${lb.url}/`);
   const waited = performance.now() - started;
