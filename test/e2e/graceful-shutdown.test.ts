@@ -12,14 +12,17 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { request } from 'undici';
 import { spawnCli, stopChild, waitForOutput } from '../helpers/anubis.js';
+import { pollUntil } from '../helpers/poll.js';
 import { freePort, startNamedBackend } from '../helpers/servers.js';
 
 async function startCli(
   t: TestContext,
   backendDelayMs: number,
   drainTimeout: string,
-): Promise<{ port: number; child: ReturnType<typeof spawnCli> }> {
+): Promise<{ port: number; child: ReturnType<typeof spawnCli>; arrived: () => number }> {
   const backend = await startNamedBackend('slow', backendDelayMs);
+  let arrived = 0;
+  backend.server.on('request', () => arrived++);
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'anubis-stop-'));
   const file = join(dir, 'anubis.yaml');
@@ -43,7 +46,7 @@ async function startCli(
     await rm(dir, { recursive: true, force: true });
   });
   await waitForOutput(child, /"msg":"listening"/);
-  return { port, child };
+  return { port, child, arrived: () => arrived };
 }
 
 /** An idle keep-alive client connection: one request answered, then nothing. */
@@ -67,14 +70,15 @@ async function idleKeepAlive(port: number): Promise<Socket> {
 }
 
 void test('SIGTERM: in-flight requests finish, idle keep-alive closed, new ones refused, exit 0', async (t) => {
-  const { port, child } = await startCli(t, 600, '10s');
+  const { port, child, arrived } = await startCli(t, 600, '10s');
   const idle = await idleKeepAlive(port);
   const idleClosed = once(idle, 'close');
   const inFlight = Array.from({ length: 4 }, async () => {
     const res = await request(`http://127.0.0.1:${port}/`);
     return { status: res.statusCode, body: await res.body.text() };
   });
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // In flight: the idle connection's request and these 4 have reached the backend.
+  assert.equal(await pollUntil(arrived, 5), 5);
   const exited = once(child, 'exit') as Promise<[number | null]>;
   const stoppedAt = Date.now();
   child.kill('SIGTERM');
@@ -91,7 +95,7 @@ void test('SIGTERM: in-flight requests finish, idle keep-alive closed, new ones 
 });
 
 void test('SIGTERM: drainTimeout bounds the wait, then anubis exits 0', async (t) => {
-  const { port, child } = await startCli(t, 8_000, '300ms');
+  const { port, child, arrived } = await startCli(t, 8_000, '300ms');
   const stuck = request(`http://127.0.0.1:${port}/`).then(
     async (res) => {
       await res.body.text();
@@ -99,7 +103,7 @@ void test('SIGTERM: drainTimeout bounds the wait, then anubis exits 0', async (t
     },
     () => 'cut',
   );
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(await pollUntil(arrived, 1), 1, 'the request is in flight at the backend');
   const exited = once(child, 'exit') as Promise<[number | null]>;
   const stoppedAt = Date.now();
   child.kill('SIGTERM');
