@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { HttpListener } from '../../src/server/http-listener.js';
 import { startAnubis, type RunningAnubis } from '../helpers/anubis.js';
+import { pollUntil } from '../helpers/poll.js';
 import { openRaw, sendRaw } from '../helpers/raw-http.js';
 import { startBackend, type TestServer } from '../helpers/servers.js';
 
@@ -211,8 +212,11 @@ test('pipelined, split and mixed requests reach node:http intact and in order', 
   const port = portOf(lb);
   const nodeHttp = countNodeHttpRequests(lb);
   const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
-  /** Writes the parts one by one, 50 ms apart (so that each is a read of its own). */
-  const trickle = async (parts: string[]): Promise<string> => {
+  /**
+   * Writes the parts one by one, 50 ms apart (so that each is a read of its own), then reads
+   * until the answer ends with `expectEnd` (at most 3 s).
+   */
+  const trickle = async (parts: string[], expectEnd: string): Promise<string> => {
     const socket = await openRaw(port);
     let text = '';
     socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
@@ -220,7 +224,7 @@ test('pipelined, split and mixed requests reach node:http intact and in order', 
       socket.write(part);
       await sleep(50);
     }
-    await sleep(300);
+    await pollUntil(() => text.endsWith(expectEnd), true, 3_000);
     socket.destroy();
     return text;
   };
@@ -231,19 +235,21 @@ test('pipelined, split and mixed requests reach node:http intact and in order', 
   assert.equal(nodeHttp(), 3, 'pipelined requests go to node:http');
 
   // A head split over reads is parsed as it comes, on the fast path.
-  const split = await trickle(['GET /sp', 'lit HTTP/1.1\r\nHo', 'st: x\r\n\r\n']);
+  const split = await trickle(['GET /sp', 'lit HTTP/1.1\r\nHo', 'st: x\r\n\r\n'], 'GET /split ');
   assert.match(split, /^HTTP\/1\.1 200 [\s\S]*GET \/split $/);
   assert.equal(nodeHttp(), 3);
   // A split head that turns out to need node:http reaches it whole, from its first byte.
-  const splitPost = await trickle([
-    'POST /sp',
-    'lit HTTP/1.1\r\nHost: x\r\nCont',
-    'ent-Length: 3\r\n\r\nabc',
-  ]);
+  const splitPost = await trickle(
+    ['POST /sp', 'lit HTTP/1.1\r\nHost: x\r\nCont', 'ent-Length: 3\r\n\r\nabc'],
+    'POST /split abc',
+  );
   assert.match(splitPost, /^HTTP\/1\.1 200 [\s\S]*POST \/split abc$/);
   assert.equal(nodeHttp(), 4);
   // A split head followed by a pipelined request in the read that completes it.
-  const splitPipelined = await trickle(['GET /x HTTP/1.1\r\n', 'Host: x\r\n\r\n' + get('/y')]);
+  const splitPipelined = await trickle(
+    ['GET /x HTTP/1.1\r\n', 'Host: x\r\n\r\n' + get('/y')],
+    'GET /y ',
+  );
   assert.match(splitPipelined, /GET \/x [\s\S]*GET \/y $/);
   assert.equal(nodeHttp(), 6);
 
@@ -337,7 +343,9 @@ test('draining: an idle fast connection closes, one in flight ends with Connecti
   idle.write('GET /len HTTP/1.1\r\nHost: x\r\n\r\n');
   await once(idle, 'data');
   const busy = sendRaw(port, 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n', 3_000);
-  await sleep(100);
+  // In flight (anubis has it at the backend, which answers 300 ms later) when the drain starts.
+  const target = lb.balancer.pools.get('test')?.backends[0];
+  assert.equal(await pollUntil(() => target?.active, 1), 1);
   const closed = lb.balancer.close(3_000);
   await once(idle, 'close');
   const answer = await busy;
