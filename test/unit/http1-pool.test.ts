@@ -734,9 +734,15 @@ for (const [name, extra] of [
   ['the start of a response', 'HTTP/1.1 2'],
 ] as const) {
   test(`unsolicited bytes on an idle connection (${name}): it is not reused`, async (t) => {
+    let extraSent = false;
     const backend = await startScriptedBackend((_request, socket, nth) => {
       socket.write(OK);
-      if (nth === 0) setTimeout(() => socket.write(extra), 30);
+      if (nth === 0) {
+        setTimeout(() => {
+          socket.write(extra);
+          extraSent = true;
+        }, 30);
+      }
     });
     const pool = makePool(backend.url);
     t.after(async () => {
@@ -744,7 +750,8 @@ for (const [name, extra] of [
       await backend.close();
     });
     assertOk(await run(pool));
-    await sleep(150);
+    // The pool has read the bytes (and dropped the connection) before the next request.
+    await until(() => extraSent && pool.stats.connected === 0);
     const second = await run(pool);
     assertOk(second);
     assert.equal(second.body, 'ok');
