@@ -94,6 +94,9 @@ async function main(): Promise<number> {
     );
   if (NGINX === undefined) notes.push('nginx not installed: Node backend, no nginx peer');
   if (HAPROXY === undefined) notes.push('haproxy not installed: no HAProxy peer');
+  notes.push(
+    `warm-up per Node peer: ${options.warmupS} s before each throughput case, ${options.pacedWarmupS} s before small-paced-50`,
+  );
 
   log('building anubis and the bench children (tsc)…');
   const built = buildForBench(ROOT, options.ref);
@@ -144,6 +147,7 @@ async function main(): Promise<number> {
         throughput: await runThroughput(ctx, {
           ...runs,
           pacedRepeats: options.pacedRepeats,
+          pacedWarmupS: options.pacedWarmupS,
           cases,
         }),
       };

@@ -18,6 +18,12 @@ export interface BenchOptions {
    * that a shared machine's stalls move most, so a full run takes more of them.
    */
   readonly pacedRepeats: number;
+  /**
+   * Seconds of warm-up per Node peer before the Poisson case: V8 is still re-optimising that
+   * case's code paths (on helper threads that share the proxy's CPU) for about 10 s after
+   * the other cases (docs/performance.md, "JIT work in the paced tail").
+   */
+  readonly pacedWarmupS: number;
   readonly balancingDurationS: number;
   readonly balancingRepeats: number;
   readonly balancingConnections: number;
@@ -47,6 +53,8 @@ export const BENCH_HELP = `npm run bench -- [options]
   --paced-repeats N       repetitions of small-paced-50, the added-p99 case (default: the larger
                           of --repeats and 7; quick: as --repeats)
   --warmup S              warm-up seconds per Node peer before each case (quick 1, full 2)
+  --paced-warmup S        warm-up seconds per Node peer before small-paced-50 (quick: as --warmup,
+                          full 12: V8 re-optimises that case's code for about 10 s)
   --balancing-duration S  seconds per balancing run (quick 1, full 10)
   --balancing-repeats N   (quick 1, full 3)
   --idle-connections N    idle keep-alive connections to hold (default 10000)
@@ -57,6 +65,8 @@ export const BENCH_HELP = `npm run bench -- [options]
 
 /** A full run's repetitions of the Poisson case (3 left its median p99 at the machine's mercy). */
 const FULL_PACED_REPEATS = 7;
+/** A full run's warm-up before the Poisson case (its JIT work lasts ≈ 10 s). */
+const FULL_PACED_WARMUP_S = 12;
 
 function positiveNumber(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -82,6 +92,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       repeats: { type: 'string' },
       'paced-repeats': { type: 'string' },
       warmup: { type: 'string' },
+      'paced-warmup': { type: 'string' },
       'balancing-duration': { type: 'string' },
       'balancing-repeats': { type: 'string' },
       'idle-connections': { type: 'string' },
@@ -106,16 +117,24 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       );
   }
   const repeats = atLeastOne('repeats', values.repeats, quick ? 2 : 3);
+  const warmupS = Math.round(positiveNumber('warmup', values.warmup, quick ? 1 : 2));
   return {
     quick,
     sections,
     durationS: atLeastOne('duration', values.duration, quick ? 1 : 5),
-    warmupS: Math.round(positiveNumber('warmup', values.warmup, quick ? 1 : 2)),
+    warmupS,
     repeats,
     pacedRepeats: atLeastOne(
       'paced-repeats',
       values['paced-repeats'],
       quick ? repeats : Math.max(repeats, FULL_PACED_REPEATS),
+    ),
+    pacedWarmupS: Math.round(
+      positiveNumber(
+        'paced-warmup',
+        values['paced-warmup'],
+        quick || values.warmup !== undefined ? warmupS : FULL_PACED_WARMUP_S,
+      ),
     ),
     balancingDurationS: atLeastOne(
       'balancing-duration',

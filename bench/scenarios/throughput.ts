@@ -161,6 +161,8 @@ export interface ThroughputOptions {
   readonly repeats: number;
   /** Repetitions of the Poisson case (pacing 'poisson'); `repeats` when absent. */
   readonly pacedRepeats?: number;
+  /** Warm-up seconds before the Poisson case; `warmupS` when absent. */
+  readonly pacedWarmupS?: number;
   readonly cases: readonly ThroughputCase[];
   readonly autocannonScript: string;
   readonly log: (line: string) => void;
@@ -215,10 +217,13 @@ export async function measureCases(
     // paths: bodies, streaming; connection pools), not measured. Warming up with small GETs
     // only left the first POST and 1 MiB runs with the compiler still at work (p99 64–70 ms
     // against 20–23 ms in the runs after, docs/performance.md). nginx, HAProxy and the
-    // backend are C: only the Node processes need a JIT warm-up.
-    if (options.warmupS > 0) {
+    // backend are C: only the Node processes need a JIT warm-up. The Poisson case gets a
+    // longer one: its idle-connection paths are still being re-optimised ≈ 10 s in.
+    const warmupS =
+      testCase.pacing === 'poisson' ? (options.pacedWarmupS ?? options.warmupS) : options.warmupS;
+    if (warmupS > 0) {
       for (const target of targets.filter((t) => !/^(direct|nginx|haproxy)/.test(t.name))) {
-        await runLoad(spec(target.url, options.warmupS), ctx.loadCpus, options.autocannonScript);
+        await runLoad(spec(target.url, warmupS), ctx.loadCpus, options.autocannonScript);
       }
     }
     const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));

@@ -114,6 +114,11 @@ void test('bench options: quick defaults, sections validated', () => {
   assert.equal(full.pacedRepeats, 7);
   assert.equal(parseBenchArgs(['--repeats', '9']).pacedRepeats, 9);
   assert.equal(parseBenchArgs(['--paced-repeats', '4']).pacedRepeats, 4);
+  // The Poisson case's warm-up: 12 s in a full run, --warmup's when that is given or quick.
+  assert.equal(full.pacedWarmupS, 12);
+  assert.equal(quick.pacedWarmupS, 1);
+  assert.equal(parseBenchArgs(['--warmup', '3']).pacedWarmupS, 3);
+  assert.equal(parseBenchArgs(['--warmup', '3', '--paced-warmup', '20']).pacedWarmupS, 20);
   assert.equal(full.pin, false);
   assert.throws(() => parseBenchArgs(['--only', 'nope']), /unknown section/);
   assert.throws(() => parseBenchArgs(['--duration', 'x']), /expected a number/);
