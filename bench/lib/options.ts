@@ -20,8 +20,8 @@ export interface BenchOptions {
   readonly pacedRepeats: number;
   /**
    * Seconds of warm-up per Node peer before the Poisson case: V8 is still re-optimising that
-   * case's code paths (on helper threads that share the proxy's CPU) for about 10 s after
-   * the other cases (docs/performance.md, "JIT work in the paced tail").
+   * case's code paths (on helper threads that share the proxy's CPU) for about 10 s into
+   * that load, after the saturating cases (docs/performance.md, "JIT work in the paced tail").
    */
   readonly pacedWarmupS: number;
   readonly balancingDurationS: number;
