@@ -173,9 +173,9 @@ export class HttpListener implements ClientListener {
     const listening = this.listeningServer;
     if (!listening.listening) return;
     // Each server closes once the connections it accepted are gone (handed-off ones included).
-    // Known limit: the front closes node:http when its own connections are gone, which stops
-    // node:http's header and request timeouts for connections an acceptor handed it that are
-    // still open; the drain timeout below still cuts them.
+    // node:http's header and request timeouts stop when node:http is closed (its close() does
+    // that at once; with the fast path the front closes it when the front's own connections
+    // are gone), so connections still open then rely on the drain timeout below.
     const closed = closeServers([listening, ...this.acceptors]);
     this.server.closeIdleConnections();
     this.front?.closeIdleConnections();
