@@ -89,6 +89,12 @@ export interface LoadResult {
     readonly max: number;
   };
   readonly arrivals?: ArrivalCheck;
+  /**
+   * CPU time the hypervisor took from the proxy's and the load's CPUs during the run
+   * (bench/lib/steal.ts): in ms, and as a share of those CPUs' time over the run. Absent where
+   * /proc/stat cannot be read.
+   */
+  readonly steal?: { readonly ms: number; readonly share: number };
 }
 
 /** Extracts the result from wrk's output (the `WRK_JSON {…}` line printed by report.lua). */

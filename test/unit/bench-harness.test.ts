@@ -18,6 +18,7 @@ import {
   ratio,
   spread,
 } from '../../bench/lib/stats.js';
+import { cpuNumbers, parseSteal, QUIET_STEAL_SHARE, stealBetween } from '../../bench/lib/steal.js';
 import { summarizeRuns } from '../../bench/scenarios/throughput.js';
 
 void test('median, spread and percentiles', () => {
@@ -255,6 +256,82 @@ void test('targets are ratios between peers of the same run', () => {
     },
   });
   assert.match(summary, /\| small, paced \(2 runs\) +\| +req\/s \|/);
+});
+
+void test('steal is read per CPU from /proc/stat and judges which paced runs were quiet', () => {
+  // Linux 6.1's layout: user nice system idle iowait irq softirq steal guest guest_nice.
+  const at = (steal0: number, steal1: number): Map<number, number> =>
+    parseSteal(
+      `cpu  9 0 9 9 0 0 0 ${steal0 + steal1} 0 0\n` +
+        `cpu0 5 0 5 5 0 0 0 ${steal0} 0 0\n` +
+        `cpu1 4 0 4 4 0 0 0 ${steal1} 0 0\nintr 1 2\n`,
+    );
+  assert.deepEqual(
+    [...at(3, 7)],
+    [
+      [0, 30],
+      [1, 70],
+    ],
+  );
+  assert.deepEqual(stealBetween(at(3, 7), at(5, 8), undefined), { ms: 30, cpus: 2 });
+  assert.deepEqual(stealBetween(at(3, 7), at(5, 8), [1]), { ms: 10, cpus: 1 });
+  assert.deepEqual(parseSteal('cpu0 1 2 3 4\n'), new Map());
+  assert.deepEqual(cpuNumbers('0'), [0]);
+  assert.deepEqual(cpuNumbers('0,2-4'), [0, 2, 3, 4]);
+  assert.equal(cpuNumbers(undefined), undefined);
+  assert.throws(() => cpuNumbers('0;1'), /not a CPU list/);
+
+  // The added-p99 ratio over quiet runs, next to the one over all runs.
+  const run = (p99: number, share: number): LoadResult => ({
+    tool: 'poisson-load',
+    requests: 5_000,
+    durationS: 1,
+    bytes: 0,
+    errors: 0,
+    badStatus: 0,
+    rps: 5_000,
+    mbps: 0,
+    latencyMs: { mean: 1, p50: 1, p90: 1, p99, p999: p99, max: p99 },
+    steal: { ms: share * 10_000, share },
+  });
+  const noisy = QUIET_STEAL_SHARE * 4;
+  const results: BenchResults = {
+    startedAt: 'now',
+    quick: true,
+    machine: {},
+    notes: [],
+    throughput: {
+      backend: 'nginx',
+      peers: [],
+      cases: [
+        {
+          id: 'small-paced-50',
+          title: 'small, paced',
+          metric: 'rps',
+          connections: 50,
+          peers: [
+            summarizeRuns('direct', [run(0.2, 0), run(2, noisy), run(0.3, QUIET_STEAL_SHARE)]),
+            summarizeRuns('anubis-1w', [run(0.5, 0), run(9, noisy), run(8, noisy)]),
+            summarizeRuns('nginx-1w', [run(0.4, 0), run(3, noisy), run(0.6, 0)]),
+          ],
+        },
+      ],
+    },
+  };
+  const targets = computeTargets(results);
+  // All runs: (8 − 0.3) / (0.6 − 0.3).
+  const all = targets.find(
+    (t) => t.name === 'added p99 over direct at ≈ 5,000 req/s: anubis / nginx',
+  );
+  assert.ok(Math.abs((all?.measured ?? 0) - 7.7 / 0.3) < 1e-9);
+  // Quiet runs: anubis 0.5 (one run), nginx 0.5 (0.4 and 0.6), direct 0.25: (0.25) / (0.25).
+  const quiet = targets.find((t) => t.name.includes('quiet runs only'));
+  assert.equal(
+    quiet?.name,
+    'added p99 over direct at ≈ 5,000 req/s, quiet runs only (steal ≤ 0.5%; anubis 1/3, nginx 2/3, direct 2/3): anubis / nginx',
+  );
+  assert.ok(Math.abs((quiet?.measured ?? 0) - 1) < 1e-9);
+  assert.equal(quiet?.pass, undefined);
 });
 
 void test('cpu profiles are summed by area and function', () => {
