@@ -17,7 +17,7 @@ import { BENCH_HELP, parseBenchArgs, type BenchOptions } from './lib/options.js'
 import { HAPROXY, NGINX, type BenchContext } from './lib/peers.js';
 import { stopAllProcesses, TASKSET } from './lib/procs.js';
 import { computeTargets, formatSummary, type BenchResults } from './lib/report.js';
-import { readSteal } from './lib/steal.js';
+import { readCpuTimes } from './lib/steal.js';
 import { runBalancing } from './scenarios/balancing.js';
 import { runIdle, runStream } from './scenarios/memory.js';
 import { runTcp } from './scenarios/tcp.js';
@@ -93,7 +93,7 @@ async function main(): Promise<number> {
     notes.push(
       "gcc not installed: small-paced-50 uses wrk's random ms pauses (clumped arrivals, not Poisson; its target is only reported)",
     );
-  if ((await readSteal()) === undefined)
+  if ((await readCpuTimes()) === undefined)
     notes.push('no /proc/stat: steal time not measured, no quiet-run figure for small-paced-50');
   if (NGINX === undefined) notes.push('nginx not installed: Node backend, no nginx peer');
   if (HAPROXY === undefined) notes.push('haproxy not installed: no HAProxy peer');

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadResultFromJson, type LatencyJson } from './latency-json.js';
 import { parsePoissonOutput, poissonArgs, poissonLoadBinary } from './poisson.js';
 import { spawnProcess, which } from './procs.js';
+import type { Steal } from './steal.js';
 
 export const WRK = which('wrk');
 const WRK_SCRIPT = fileURLToPath(new URL('./report.lua', import.meta.url));
@@ -90,11 +91,10 @@ export interface LoadResult {
   };
   readonly arrivals?: ArrivalCheck;
   /**
-   * CPU time the hypervisor took from the proxy's and the load's CPUs during the run
-   * (bench/lib/steal.ts): in ms, and as a share of those CPUs' time over the run. Absent where
-   * /proc/stat cannot be read.
+   * What the hypervisor took from the proxy's and the load's CPUs during the run
+   * (bench/lib/steal.ts); absent where /proc/stat cannot be read.
    */
-  readonly steal?: { readonly ms: number; readonly share: number };
+  readonly steal?: Steal;
 }
 
 /** Extracts the result from wrk's output (the `WRK_JSON {…}` line printed by report.lua). */

@@ -360,7 +360,8 @@ export function formatSummary(results: BenchResults): string {
 
 /**
  * The Poisson case's added-p99 ratio again over the quiet runs only: those in which the
- * hypervisor took at most QUIET_STEAL_SHARE of the CPUs' time (bench/lib/steal.ts), the same
+ * hypervisor took at most QUIET_STEAL_SHARE of the time the CPUs wanted to run
+ * (bench/lib/steal.ts), the same
  * rule for every peer. Reported next to the target, which stays judged on all runs; the name
  * says how many runs of each peer were quiet.
  */
@@ -377,7 +378,7 @@ function quietAddedP99(results: BenchResults, targets: Target[]): void {
   if (!paced.peers.some((p) => p.runs.some((r) => r.steal !== undefined))) return;
   targets.push(
     check(
-      `added p99 over direct at ≈ 5,000 req/s, quiet runs only (steal ≤ ${QUIET_STEAL_SHARE * 100}%; anubis ${counted('anubis-1w')}, nginx ${counted('nginx-1w')}, direct ${counted('direct')}): anubis / nginx`,
+      `added p99 over direct at ≈ 5,000 req/s, quiet runs only (steal ≤ ${QUIET_STEAL_SHARE * 100}% of busy; anubis ${counted('anubis-1w')}, nginx ${counted('nginx-1w')}, direct ${counted('direct')}): anubis / nginx`,
       addedRatio(median(quiet('anubis-1w')), median(quiet('nginx-1w')), median(quiet('direct'))),
       'report',
       0,

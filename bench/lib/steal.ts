@@ -10,23 +10,41 @@ import { readFile } from 'node:fs/promises';
 /** /proc/stat counts in USER_HZ ticks, 100 per second on every Linux ABI. */
 const MS_PER_TICK = 10;
 
+/** One CPU's counters since boot, in ms. */
+export interface CpuTimes {
+  /** Time the vCPU was ready to run and the host ran something else. */
+  readonly steal: number;
+  /** Time it ran: user, nice, system, irq and softirq (idle and iowait left out). */
+  readonly busy: number;
+}
+
 /**
- * Steal per CPU in ms since boot, from the text of /proc/stat: `cpu0 …` lines only (the
- * summed `cpu ` line is left out). Lines with fewer than 8 counters (kernels before 2.6.11)
- * give no entry.
+ * The counters per CPU from the text of /proc/stat: `cpu0 …` lines only (the summed `cpu `
+ * line is left out). Lines with fewer than 8 counters (kernels before 2.6.11) give no entry.
  */
-export function parseSteal(procStat: string): Map<number, number> {
-  const steal = new Map<number, number>();
+export function parseCpuTimes(procStat: string): Map<number, CpuTimes> {
+  const times = new Map<number, CpuTimes>();
   for (const line of procStat.split('\n')) {
     const match = /^cpu(\d+)\s+(.*)$/.exec(line);
     if (match === null) continue;
-    const counters = (match[2] as string).trim().split(/\s+/);
-    const ticks = Number(counters[7]);
-    if (counters.length >= 8 && Number.isFinite(ticks)) {
-      steal.set(Number(match[1]), ticks * MS_PER_TICK);
-    }
+    const ticks = (match[2] as string).trim().split(/\s+/).map(Number);
+    if (ticks.length < 8 || ticks.slice(0, 8).some((t) => !Number.isFinite(t))) continue;
+    const [user, nice, system, , , irq, softirq, steal] = ticks as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    times.set(Number(match[1]), {
+      steal: steal * MS_PER_TICK,
+      busy: (user + nice + system + irq + softirq) * MS_PER_TICK,
+    });
   }
-  return steal;
+  return times;
 }
 
 /** The CPU numbers of a taskset list such as "0", "0,1" or "0-3" (undefined: all). */
@@ -43,34 +61,49 @@ export function cpuNumbers(list: string | undefined): number[] | undefined {
   return cpus;
 }
 
-/** Steal of the given CPUs (all when undefined) between two readings, and how many CPUs. */
+/** What the host took from a run's CPUs. */
+export interface Steal {
+  readonly ms: number;
+  /**
+   * Steal as a share of the time the CPUs wanted to run (busy + steal). An idle vCPU is not
+   * stolen from (it does not ask to run), so a busier process would show more steal in ms
+   * under the same contention; the share does not depend on how busy the run kept the CPUs.
+   */
+  readonly share: number;
+}
+
+/** Steal of the given CPUs (all when undefined) between two readings; undefined: no CPU. */
 export function stealBetween(
-  before: ReadonlyMap<number, number>,
-  after: ReadonlyMap<number, number>,
+  before: ReadonlyMap<number, CpuTimes>,
+  after: ReadonlyMap<number, CpuTimes>,
   cpus: readonly number[] | undefined,
-): { readonly ms: number; readonly cpus: number } {
-  let ms = 0;
+): Steal | undefined {
+  let steal = 0;
+  let busy = 0;
   let counted = 0;
-  for (const [cpu, total] of after) {
-    if (cpus !== undefined && !cpus.includes(cpu)) continue;
-    ms += total - (before.get(cpu) ?? total);
+  for (const [cpu, now] of after) {
+    const then = before.get(cpu);
+    if (then === undefined || (cpus !== undefined && !cpus.includes(cpu))) continue;
+    steal += now.steal - then.steal;
+    busy += now.busy - then.busy;
     counted++;
   }
-  return { ms, cpus: counted };
+  if (counted === 0) return undefined;
+  return { ms: steal, share: steal + busy > 0 ? steal / (steal + busy) : 0 };
 }
 
 /**
- * Runs in which the hypervisor took at most this share of the CPU time of the run's CPUs are
- * "quiet". Over a 5 s run on 2 CPUs, 0.5% is 50 ms (five ticks). In 6 rounds of nginx at 5,000
- * req/s Poisson on 2026-12-08, the rounds with 10–40 ms of steal had p99s of 0.62–0.92 ms,
- * those with 100–140 ms 2.5–3.8 ms.
+ * Runs in which the host took at most this share of the time their CPUs wanted to run are
+ * "quiet". In 6 rounds of nginx at 5,000 req/s Poisson on 2026-12-08 (2 CPUs busy ≈ 3.5 s
+ * of each 4.5 s round), the rounds with 10–40 ms of steal (≤ 1.1%) had p99s of 0.62–0.92 ms,
+ * those with 100–140 ms (≈ 3–4%) 2.5–3.8 ms.
  */
-export const QUIET_STEAL_SHARE = 0.005;
+export const QUIET_STEAL_SHARE = 0.02;
 
 /** The current reading, or undefined where /proc/stat cannot be read. */
-export async function readSteal(): Promise<Map<number, number> | undefined> {
+export async function readCpuTimes(): Promise<Map<number, CpuTimes> | undefined> {
   try {
-    return parseSteal(await readFile('/proc/stat', 'latin1'));
+    return parseCpuTimes(await readFile('/proc/stat', 'latin1'));
   } catch {
     return undefined;
   }

@@ -5,7 +5,6 @@
  * (bench/tools/poisson-load.c). Runs are interleaved across peers (A B C A B C …) and
  * summarised as medians.
  */
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad, type LoadResult, type LoadSpec } from '../lib/load.js';
 import {
@@ -21,7 +20,7 @@ import {
   startFastBackend,
 } from '../lib/peers.js';
 import { interleave, spread, type Spread } from '../lib/stats.js';
-import { cpuNumbers, readSteal, stealBetween } from '../lib/steal.js';
+import { cpuNumbers, readCpuTimes, stealBetween } from '../lib/steal.js';
 
 export interface ThroughputCase {
   readonly id: string;
@@ -240,26 +239,18 @@ export async function measureCases(
       // The previous target goes quiet first: anubis-1w-busy polls for 100 ms after its last
       // request, on the CPU the next proxy is pinned to.
       await sleep(SETTLE_MS);
-      const stealBefore = await readSteal();
-      const startedAt = performance.now();
+      const timesBefore = await readCpuTimes();
       const measured = await runLoad(
         spec(target.url, options.durationS),
         ctx.loadCpus,
         options.autocannonScript,
       );
-      const elapsedMs = performance.now() - startedAt;
-      const stealAfter = await readSteal();
-      const stolen =
-        stealBefore === undefined || stealAfter === undefined
+      const timesAfter = await readCpuTimes();
+      const steal =
+        timesBefore === undefined || timesAfter === undefined
           ? undefined
-          : stealBetween(stealBefore, stealAfter, runCpus);
-      const result: LoadResult =
-        stolen === undefined || stolen.cpus === 0
-          ? measured
-          : {
-              ...measured,
-              steal: { ms: stolen.ms, share: stolen.ms / (elapsedMs * stolen.cpus) },
-            };
+          : stealBetween(timesBefore, timesAfter, runCpus);
+      const result: LoadResult = steal === undefined ? measured : { ...measured, steal };
       runs.get(target.name)?.push(result);
       // The open-loop generator's self-check: how late it wrote, how many arrivals waited for
       // a connection, and how many gaps were < 10 µs (Poisson at 5,000 req/s: 4.9%).
@@ -268,9 +259,12 @@ export async function measureCases(
         a === undefined
           ? ''
           : `  late p99 ${(a.lateP99Ms * 1_000).toFixed(0)} µs max ${(a.lateMaxMs * 1_000).toFixed(0)} µs, backlog ${a.backlogWaited}, gaps < 10 µs ${(a.gapsBelow10Us * 100).toFixed(1)}%`;
-      const steal = result.steal === undefined ? '' : `  steal ${result.steal.ms} ms`;
+      const stolen =
+        result.steal === undefined
+          ? ''
+          : `  steal ${result.steal.ms} ms (${(result.steal.share * 100).toFixed(1)}%)`;
       options.log(
-        `  ${target.name.padEnd(20)} ${result.rps.toFixed(0).padStart(8)} req/s ${result.mbps.toFixed(1).padStart(8)} MB/s  p99 ${result.latencyMs.p99.toFixed(2)} ms${steal}${result.errors + result.badStatus > 0 ? `  errors ${result.errors} bad ${result.badStatus}` : ''}${result.tool === 'wrk-ms-pauses' ? '  (wrk ms pauses: no gcc)' : ''}${arrivals}`,
+        `  ${target.name.padEnd(20)} ${result.rps.toFixed(0).padStart(8)} req/s ${result.mbps.toFixed(1).padStart(8)} MB/s  p99 ${result.latencyMs.p99.toFixed(2)} ms${stolen}${result.errors + result.badStatus > 0 ? `  errors ${result.errors} bad ${result.badStatus}` : ''}${result.tool === 'wrk-ms-pauses' ? '  (wrk ms pauses: no gcc)' : ''}${arrivals}`,
       );
     }
     cases.push({

@@ -18,7 +18,13 @@ import {
   ratio,
   spread,
 } from '../../bench/lib/stats.js';
-import { cpuNumbers, parseSteal, QUIET_STEAL_SHARE, stealBetween } from '../../bench/lib/steal.js';
+import {
+  cpuNumbers,
+  parseCpuTimes,
+  QUIET_STEAL_SHARE,
+  stealBetween,
+  type CpuTimes,
+} from '../../bench/lib/steal.js';
 import { summarizeRuns } from '../../bench/scenarios/throughput.js';
 
 void test('median, spread and percentiles', () => {
@@ -260,22 +266,25 @@ void test('targets are ratios between peers of the same run', () => {
 
 void test('steal is read per CPU from /proc/stat and judges which paced runs were quiet', () => {
   // Linux 6.1's layout: user nice system idle iowait irq softirq steal guest guest_nice.
-  const at = (steal0: number, steal1: number): Map<number, number> =>
-    parseSteal(
+  const at = (busy0: number, steal0: number, steal1: number): Map<number, CpuTimes> =>
+    parseCpuTimes(
       `cpu  9 0 9 9 0 0 0 ${steal0 + steal1} 0 0\n` +
-        `cpu0 5 0 5 5 0 0 0 ${steal0} 0 0\n` +
-        `cpu1 4 0 4 4 0 0 0 ${steal1} 0 0\nintr 1 2\n`,
+        `cpu0 ${busy0} 1 2 50 7 3 4 ${steal0} 0 0\n` +
+        `cpu1 10 0 0 50 0 0 0 ${steal1} 0 0\nintr 1 2\n`,
     );
+  // busy: user + nice + system + irq + softirq, idle and iowait left out; ticks are 10 ms.
   assert.deepEqual(
-    [...at(3, 7)],
+    [...at(5, 3, 7)],
     [
-      [0, 30],
-      [1, 70],
+      [0, { busy: 150, steal: 30 }],
+      [1, { busy: 100, steal: 70 }],
     ],
   );
-  assert.deepEqual(stealBetween(at(3, 7), at(5, 8), undefined), { ms: 30, cpus: 2 });
-  assert.deepEqual(stealBetween(at(3, 7), at(5, 8), [1]), { ms: 10, cpus: 1 });
-  assert.deepEqual(parseSteal('cpu0 1 2 3 4\n'), new Map());
+  // Both CPUs: 30 ms stolen while they ran 170 ms (all of it on CPU 0).
+  assert.deepEqual(stealBetween(at(5, 3, 7), at(22, 5, 8), undefined), { ms: 30, share: 0.15 });
+  assert.deepEqual(stealBetween(at(5, 3, 7), at(22, 5, 8), [1]), { ms: 10, share: 1 });
+  assert.equal(stealBetween(at(5, 3, 7), at(22, 5, 8), [4]), undefined);
+  assert.deepEqual(parseCpuTimes('cpu0 1 2 3 4\n'), new Map());
   assert.deepEqual(cpuNumbers('0'), [0]);
   assert.deepEqual(cpuNumbers('0,2-4'), [0, 2, 3, 4]);
   assert.equal(cpuNumbers(undefined), undefined);
@@ -328,7 +337,7 @@ void test('steal is read per CPU from /proc/stat and judges which paced runs wer
   const quiet = targets.find((t) => t.name.includes('quiet runs only'));
   assert.equal(
     quiet?.name,
-    'added p99 over direct at ≈ 5,000 req/s, quiet runs only (steal ≤ 0.5%; anubis 1/3, nginx 2/3, direct 2/3): anubis / nginx',
+    'added p99 over direct at ≈ 5,000 req/s, quiet runs only (steal ≤ 2% of busy; anubis 1/3, nginx 2/3, direct 2/3): anubis / nginx',
   );
   assert.ok(Math.abs((quiet?.measured ?? 0) - 1) < 1e-9);
   assert.equal(quiet?.pass, undefined);
