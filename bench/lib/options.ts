@@ -45,16 +45,18 @@ export const BENCH_HELP = `npm run bench -- [options]
                           small-ka-50, small-paced-50, post-64k, get-1m; TCP small-ka-50; balancing against
                           nginx least_conn and HAProxy leastconn/random(2) only, no warm-up
   --only LIST             comma-separated sections: ${SECTIONS.join(', ')}
-  --cases LIST            throughput case ids (small-ka-50, small-paced-50, small-clumped-50, small-burst-50,
-                          small-ka-256, no-keepalive, post-64k, get-1m); small-paced-50 is Poisson
-                          arrivals from bench/tools/poisson-load.c (needs gcc, else wrk's ms pauses)
+  --cases LIST            throughput case ids (small-ka-50, small-paced-50, small-paced-50-steady,
+                          small-clumped-50, small-burst-50, small-ka-256, no-keepalive, post-64k,
+                          get-1m); small-paced-50 is Poisson arrivals from bench/tools/poisson-load.c
+                          (needs gcc, else wrk's ms pauses), -steady the same with each peer's runs
+                          back to back instead of interleaved
   --duration S            seconds per throughput run (quick 1, full 5)
   --repeats N             interleaved repetitions per configuration (quick 2, full 3)
-  --paced-repeats N       repetitions of small-paced-50, the added-p99 case (default: the larger
-                          of --repeats and 7; quick: as --repeats)
+  --paced-repeats N       repetitions of small-paced-50 and -steady, the added-p99 cases (default:
+                          the larger of --repeats and 7; quick: as --repeats)
   --warmup S              warm-up seconds per Node peer before each case (quick 1, full 2)
-  --paced-warmup S        warm-up seconds per Node peer before small-paced-50 (quick: as --warmup,
-                          full 12: V8 re-optimises that case's code for about 10 s)
+  --paced-warmup S        warm-up seconds per Node peer before small-paced-50 and -steady (quick:
+                          as --warmup, full 12: V8 re-optimises that case's code for about 10 s)
   --balancing-duration S  seconds per balancing run (quick 1, full 10)
   --balancing-repeats N   (quick 1, full 3)
   --idle-connections N    idle keep-alive connections to hold (default 10000)

@@ -130,7 +130,7 @@ export function computeTargets(results: BenchResults): Target[] {
     const direct = peer(paced, 'direct')?.p99Ms.median ?? NaN;
     // Poisson pacing without gcc falls back to wrk's ms pauses: said in the name, no verdict.
     const clumped =
-      id === 'small-paced-50' &&
+      id.startsWith('small-paced-50') &&
       paced.peers.some((p) => p.runs.some((r) => r.tool !== 'poisson-load'));
     targets.push(
       check(
@@ -154,6 +154,12 @@ export function computeTargets(results: BenchResults): Target[] {
     'anubis-1w-busy',
   );
   quietAddedP99(results, targets);
+  addedP99(
+    'small-paced-50-steady',
+    "added p99 over direct at ≈ 5,000 req/s, steady (each peer's runs back to back): anubis / nginx",
+    'report',
+    0,
+  );
   addedP99(
     'small-clumped-50',
     'added p99 over direct, wrk ms-paced clumps: anubis / nginx',

@@ -68,6 +68,11 @@ export function interleave<T>(configs: readonly T[], repeats: number): T[] {
   return order;
 }
 
+/** Order of runs for `configs` repeated `repeats` times, each config's back to back (A A B B …). */
+export function backToBack<T>(configs: readonly T[], repeats: number): T[] {
+  return configs.flatMap((config) => Array.from({ length: repeats }, () => config));
+}
+
 /** Formats a number for a table: thousands separators, `digits` decimals, `-` for NaN. */
 export function formatNumber(value: number, digits = 0): string {
   if (!Number.isFinite(value)) return '-';
