@@ -367,9 +367,8 @@ export function formatSummary(results: BenchResults): string {
 /**
  * The Poisson case's added-p99 ratio again over the quiet runs only: those in which the
  * hypervisor took at most QUIET_STEAL_SHARE of the time the CPUs wanted to run
- * (bench/lib/steal.ts), the same
- * rule for every peer. Reported next to the target, which stays judged on all runs; the name
- * says how many runs of each peer were quiet.
+ * (bench/lib/steal.ts), the same rule for every peer. Reported next to the target, which
+ * stays judged on all runs; the name says how many runs of each peer were quiet.
  */
 function quietAddedP99(results: BenchResults, targets: Target[]): void {
   const paced = results.throughput?.cases.find((c) => c.id === 'small-paced-50');

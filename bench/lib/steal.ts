@@ -1,9 +1,10 @@
 /**
  * CPU time the hypervisor took from this VM's vCPUs ("steal", the 8th number of a cpu line of
  * /proc/stat), read around each measured run. On the shared 2-core VMs the bench runs on, a
- * run during which the host ran something else on our vCPUs has a higher p99 for every peer
- * alike, so a run's steal says how far its tail is the machine's (docs/performance.md,
- * "Steal time"). Linux only: elsewhere there is no /proc/stat and the reading is undefined.
+ * run during which the host ran something else on our vCPUs has a higher p99 (the more so the
+ * busier the proxy keeps its CPU), so a run's steal says how far its tail is the machine's
+ * (docs/performance.md, "Steal time"). Linux only: elsewhere there is no /proc/stat and the
+ * reading is undefined.
  */
 import { readFile } from 'node:fs/promises';
 
