@@ -179,11 +179,13 @@ void test('arrivals are Poisson-like at the server and every count matches', asy
   // wrk's ms-quantised pauses gave 0.6 under 10 µs at 4,900 req/s. This server's own event
   // loop spaces the requests it reads together by its work per request (≈ 10–20 µs), so the
   // 50 µs figure is the sharper check: arrivals rounded up to ms ticks (a mutant of the tool)
-  // gave 0.13 under 10 µs but 0.55 under 50 µs here, the real tool 0.02 and 0.14.
+  // gave 0.13 under 10 µs but 0.55 under 50 µs here, the real tool 0.02 and 0.14 alone, and
+  // 0.30 under 50 µs once with the whole suite running beside it on 2 CPUs (a server that
+  // waits for the CPU reads the requests of the wait together): hence 0.4.
   const below10 = fractionBelow(server.arrivals, 10);
   const below50 = fractionBelow(server.arrivals, 50);
   assert.ok(below10 < 0.3, `server-side gaps < 10 µs: ${below10}`);
-  assert.ok(below50 < 0.3, `server-side gaps < 50 µs: ${below50}`);
+  assert.ok(below50 < 0.4, `server-side gaps < 50 µs: ${below50}`);
   assert.ok(json.gapsBelow10Us < 0.3, `tool-side gaps < 10 µs: ${json.gapsBelow10Us}`);
   const l = json.latencyUs;
   assert.ok(
