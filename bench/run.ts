@@ -98,7 +98,7 @@ async function main(): Promise<number> {
   if (NGINX === undefined) notes.push('nginx not installed: Node backend, no nginx peer');
   if (HAPROXY === undefined) notes.push('haproxy not installed: no HAProxy peer');
   notes.push(
-    `warm-up per Node peer: ${options.warmupS} s before each throughput case, ${options.pacedWarmupS} s before small-paced-50`,
+    `warm-up per Node peer: ${options.warmupS} s before each throughput case, ${options.pacedWarmupS} s before small-paced-50 and -steady`,
   );
 
   log('building anubis and the bench children (tsc)…');

@@ -374,17 +374,20 @@ function quietAddedP99(results: BenchResults, targets: Target[]): void {
   const paced = results.throughput?.cases.find((c) => c.id === 'small-paced-50');
   if (paced === undefined || paced.peers.some((p) => p.runs.some((r) => r.tool !== 'poisson-load')))
     return;
-  const quiet = (name: string): readonly number[] =>
-    (peer(paced, name)?.runs ?? [])
-      .filter((r) => r.steal !== undefined && r.steal.share <= QUIET_STEAL_SHARE)
-      .map((r) => r.latencyMs.p99);
-  const counted = (name: string): string =>
-    `${quiet(name).length}/${peer(paced, name)?.runs.length ?? 0}`;
   if (!paced.peers.some((p) => p.runs.some((r) => r.steal !== undefined))) return;
+  const quiet = (name: string): { p99: number; counted: string } => {
+    const runs = peer(paced, name)?.runs ?? [];
+    const calm = runs.filter((r) => r.steal !== undefined && r.steal.share <= QUIET_STEAL_SHARE);
+    return {
+      p99: median(calm.map((r) => r.latencyMs.p99)),
+      counted: `${calm.length}/${runs.length}`,
+    };
+  };
+  const [anubis, nginx, direct] = [quiet('anubis-1w'), quiet('nginx-1w'), quiet('direct')];
   targets.push(
     check(
-      `added p99 over direct at ≈ 5,000 req/s, quiet runs only (steal ≤ ${QUIET_STEAL_SHARE * 100}% of busy; anubis ${counted('anubis-1w')}, nginx ${counted('nginx-1w')}, direct ${counted('direct')}): anubis / nginx`,
-      addedRatio(median(quiet('anubis-1w')), median(quiet('nginx-1w')), median(quiet('direct'))),
+      `added p99 over direct at ≈ 5,000 req/s, quiet runs only (steal ≤ ${QUIET_STEAL_SHARE * 100}% of busy; anubis ${anubis.counted}, nginx ${nginx.counted}, direct ${direct.counted}): anubis / nginx`,
+      addedRatio(anubis.p99, nginx.p99, direct.p99),
       'report',
       0,
     ),

@@ -30,19 +30,11 @@ export function parseCpuTimes(procStat: string): Map<number, CpuTimes> {
     if (match === null) continue;
     const ticks = (match[2] as string).trim().split(/\s+/).map(Number);
     if (ticks.length < 8 || ticks.slice(0, 8).some((t) => !Number.isFinite(t))) continue;
-    const [user, nice, system, , , irq, softirq, steal] = ticks as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
+    // user nice system idle iowait irq softirq steal …
+    const tick = (i: number): number => ticks[i] as number;
     times.set(Number(match[1]), {
-      steal: steal * MS_PER_TICK,
-      busy: (user + nice + system + irq + softirq) * MS_PER_TICK,
+      steal: tick(7) * MS_PER_TICK,
+      busy: (tick(0) + tick(1) + tick(2) + tick(5) + tick(6)) * MS_PER_TICK,
     });
   }
   return times;
